@@ -1,0 +1,64 @@
+//! What every command does before and around its own work: hide the sign
+//! key from SLOWLOG and MONITOR, and keep a panic from reaching Redis.
+
+use crate::error::INTERNAL_ERROR;
+use redis_module::{raw, Context, RedisError, RedisResult, RedisString};
+use std::panic::{self, AssertUnwindSafe};
+
+/// Position of `<sign_key>` in every command's arguments.
+const SIGN_KEY_POS: usize = 1;
+
+/// Runs `command` on `args`. The sign key is redacted first, so that even
+/// a call with the wrong arity or a bad argument never shows it.
+pub fn run(
+    ctx: &Context,
+    args: &[RedisString],
+    command: fn(&Context, &[RedisString]) -> RedisResult,
+) -> RedisResult {
+    redact_sign_key(ctx, args.len());
+    guarded(|| command(ctx, args))
+}
+
+/// A panic unwinding into Redis would abort the server, and with it the
+/// user's data. This turns one into an error reply; the hook installed by
+/// `log_panics` has already written it to the Redis log.
+pub fn guarded(command: impl FnOnce() -> RedisResult) -> RedisResult {
+    panic::catch_unwind(AssertUnwindSafe(command)).unwrap_or(Err(RedisError::Str(INTERNAL_ERROR)))
+}
+
+/// Sends panic messages to the Redis log instead of a stderr nobody reads.
+pub fn log_panics() {
+    panic::set_hook(Box::new(|info| {
+        let message = format!("sessiongate: a command panicked (replied with an error): {info}");
+        redis_module::logging::log_warning(message.replace('\0', "\\0"));
+    }));
+}
+
+fn redact_sign_key(ctx: &Context, argc: usize) {
+    // Redis 6.2 has no redaction API: there the commands run unredacted.
+    // SAFETY: a read of a pointer that Redis set at load.
+    if let Some(redact) = unsafe { raw::RedisModule_RedactClientCommandArgument } {
+        if argc > SIGN_KEY_POS {
+            // SAFETY: ctx is the live command context and the position exists.
+            unsafe { redact(ctx.ctx, SIGN_KEY_POS as i32) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_module::RedisValue;
+
+    #[test]
+    fn guarded_turns_a_panic_into_an_error_reply() {
+        let reply = guarded(|| panic!("boom"));
+        assert!(matches!(reply, Err(RedisError::Str(INTERNAL_ERROR))));
+    }
+
+    #[test]
+    fn guarded_passes_replies_through() {
+        let reply = guarded(|| Ok(RedisValue::Integer(7)));
+        assert!(matches!(reply, Ok(RedisValue::Integer(7))));
+    }
+}

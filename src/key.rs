@@ -1,0 +1,195 @@
+//! A safe handle on one key through Redis' low-level key API: the fastest
+//! way in, binary-safe, and silent (it neither propagates nor signals; the
+//! store does both for the writes it makes).
+
+use redis_module::{raw, Context, RedisString};
+use std::os::raw::c_int;
+use std::ptr;
+
+/// The Redis API function `$name`, for use inside `unsafe` (Redis fills these
+/// pointers once, at load). `lib.rs` refuses to load the module on a server
+/// that lacks any of them, so a missing one cannot be met here.
+macro_rules! api {
+    ($name:ident) => {
+        match redis_module::raw::$name {
+            Some(function) => function,
+            None => unreachable!(concat!(stringify!($name), " is checked at load")),
+        }
+    };
+}
+pub(crate) use api;
+
+/// What `RedisModule_GetAbsExpire` answers for a key with no expire.
+const NO_EXPIRE: i64 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Missing,
+    String,
+    Hash,
+    Other,
+}
+
+pub struct Key {
+    inner: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    pub fn open(ctx: &Context, name: &RedisString, access: Access) -> Self {
+        let mode = match access {
+            Access::Read => raw::REDISMODULE_READ,
+            Access::Write => raw::REDISMODULE_READ | raw::REDISMODULE_WRITE,
+        };
+        // SAFETY: ctx and name are live for this call; the key is closed on drop.
+        let inner = unsafe { api!(RedisModule_OpenKey)(ctx.ctx, name.inner, mode as c_int) };
+        Key {
+            inner: inner.cast(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        // SAFETY: self.inner is an open key (a null one reads as empty).
+        let kind = unsafe { api!(RedisModule_KeyType)(self.inner) } as isize;
+        match kind {
+            raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Missing,
+            raw::REDISMODULE_KEYTYPE_STRING => Kind::String,
+            raw::REDISMODULE_KEYTYPE_HASH => Kind::Hash,
+            _ => Kind::Other,
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.kind() != Kind::Missing
+    }
+
+    /// The value of a string key; `None` for any other kind.
+    pub fn string(&self) -> Option<&[u8]> {
+        if self.kind() != Kind::String {
+            return None;
+        }
+        let mut len = 0;
+        // SAFETY: a string key; the slice lives no longer than &self, and
+        // nothing writes to the key while it is borrowed.
+        unsafe {
+            let data =
+                api!(RedisModule_StringDMA)(self.inner, &mut len, raw::REDISMODULE_READ as c_int);
+            (!data.is_null()).then(|| std::slice::from_raw_parts(data.cast::<u8>(), len))
+        }
+    }
+
+    pub fn set_string(&self, value: &RedisString) {
+        // SAFETY: open for writing (callers open with Access::Write).
+        unsafe { api!(RedisModule_StringSet)(self.inner, value.inner) };
+    }
+
+    /// The absolute expire time in Unix milliseconds, if the key has one.
+    pub fn expires_at(&self) -> Option<i64> {
+        // SAFETY: self.inner is an open key.
+        let at = unsafe { api!(RedisModule_GetAbsExpire)(self.inner) };
+        (at != NO_EXPIRE).then_some(at)
+    }
+
+    pub fn set_expires_at(&self, at: Option<i64>) {
+        // SAFETY: open for writing, and the key exists.
+        unsafe { api!(RedisModule_SetAbsExpire)(self.inner, at.unwrap_or(NO_EXPIRE)) };
+    }
+
+    pub fn unlink(&self) {
+        // SAFETY: open for writing.
+        unsafe { api!(RedisModule_UnlinkKey)(self.inner) };
+    }
+
+    pub fn hash_field(&self, field: &RedisString) -> Option<RedisString> {
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: the variadic list is one (field, out-pointer) pair and a
+        // NULL terminator, as RedisModule_HashGet requires.
+        unsafe {
+            api!(RedisModule_HashGet)(
+                self.inner,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.inner,
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<raw::RedisModuleString>(),
+            )
+        };
+        // The reply string is ours to free, which RedisString does on drop.
+        (!value.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), value))
+    }
+
+    pub fn set_hash_field(&self, field: &RedisString, value: &RedisString) {
+        // SAFETY: one (field, value) pair and a NULL terminator.
+        unsafe {
+            api!(RedisModule_HashSet)(
+                self.inner,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.inner,
+                value.inner,
+                ptr::null_mut::<raw::RedisModuleString>(),
+            )
+        };
+    }
+
+    /// Deletes one field; true if it was there. Redis removes the key when
+    /// its last field goes.
+    pub fn delete_hash_field(&self, field: &RedisString) -> bool {
+        // SAFETY: one (field, REDISMODULE_HASH_DELETE) pair and a NULL terminator.
+        let deleted = unsafe {
+            api!(RedisModule_HashSet)(
+                self.inner,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.inner,
+                hash_delete_marker(),
+                ptr::null_mut::<raw::RedisModuleString>(),
+            )
+        };
+        deleted == 1
+    }
+}
+
+/// `REDISMODULE_HASH_DELETE`, a sentinel pointer value from redismodule.h.
+fn hash_delete_marker() -> *mut raw::RedisModuleString {
+    1 as *mut raw::RedisModuleString
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: opened by Key::open and closed exactly once, here.
+        unsafe { api!(RedisModule_CloseKey)(self.inner) };
+    }
+}
+
+/// The first Redis API function the module uses that this server lacks, if
+/// any; checked once at load so that the `api!` calls above never miss.
+pub fn missing_api() -> Option<&'static str> {
+    macro_rules! first_missing {
+        ($($name:ident),* $(,)?) => {
+            // SAFETY: reads, by value, of pointers that Redis set at load.
+            unsafe { [$((stringify!($name), matches!(raw::$name, None))),*] }
+                .into_iter()
+                .find_map(|(name, missing)| missing.then_some(name))
+        };
+    }
+    first_missing!(
+        RedisModule_OpenKey,
+        RedisModule_CloseKey,
+        RedisModule_KeyType,
+        RedisModule_StringDMA,
+        RedisModule_StringSet,
+        RedisModule_GetAbsExpire,
+        RedisModule_SetAbsExpire,
+        RedisModule_UnlinkKey,
+        RedisModule_HashGet,
+        RedisModule_HashSet,
+        RedisModule_Milliseconds,
+        RedisModule_CreateStringFromLongLong,
+        RedisModule_SignalModifiedKey,
+        RedisModule_Replicate,
+        RedisModule_SetModuleOptions,
+    )
+}

@@ -1,0 +1,190 @@
+//! Where a session lives in Redis (SPEC 1.2) and how every change to it
+//! reaches replicas and the AOF (SPEC Part 3).
+//!
+//! Writes go through the key API, then each one propagates its effect, never
+//! the command: START is random, and verbatim replication would also copy the
+//! sign key into the AOF. Expiries travel as absolute times so that a replica
+//! or an AOF replay ends up with the master's `PEXPIRETIME`.
+
+use crate::key::{api, Access, Key, Kind};
+use crate::token::{self, Id, Signature};
+use redis_module::{Context, RedisString};
+
+const KEY_PREFIX: &[u8] = b"sg-session:";
+const SIGNATURE_SUFFIX: &[u8] = b":signature";
+const PAYLOADS_SUFFIX: &[u8] = b":payloads";
+
+/// Unix time in milliseconds, as Redis' own clock reads it.
+pub fn now_ms() -> i64 {
+    // SAFETY: a plain clock read with no arguments.
+    unsafe { api!(RedisModule_Milliseconds)() }
+}
+
+struct KeyNames {
+    signature: RedisString,
+    payloads: RedisString,
+}
+
+impl KeyNames {
+    fn of(ctx: &Context, id: &Id) -> Self {
+        let name = |suffix: &[u8]| {
+            RedisString::create_from_slice(ctx.ctx, &[KEY_PREFIX, id, suffix].concat())
+        };
+        KeyNames {
+            signature: name(SIGNATURE_SUFFIX),
+            payloads: name(PAYLOADS_SUFFIX),
+        }
+    }
+}
+
+/// Whether a session with this id exists (START never reuses one).
+pub fn id_is_taken(ctx: &Context, id: &Id) -> bool {
+    Key::open(ctx, &KeyNames::of(ctx, id).signature, Access::Read).exists()
+}
+
+/// Stores a new session's signature, to expire at `expires_at`.
+pub fn create(ctx: &Context, id: &Id, signature: &Signature, expires_at: i64) {
+    let names = KeyNames::of(ctx, id);
+    let signature = RedisString::create_from_slice(ctx.ctx, signature);
+    let key = Key::open(ctx, &names.signature, Access::Write);
+    key.set_string(&signature);
+    key.set_expires_at(Some(expires_at));
+    drop(key);
+    let at = millis(ctx, expires_at);
+    let pxat = RedisString::create_from_slice(ctx.ctx, b"PXAT");
+    propagate(ctx, "SET", &[&names.signature, &signature, &pxat, &at]);
+    signal_modified(ctx, &names.signature);
+}
+
+/// A session whose signature key exists, opened for a command.
+pub struct Session<'c> {
+    ctx: &'c Context,
+    names: KeyNames,
+    signature: Key,
+}
+
+impl<'c> Session<'c> {
+    /// The session with this id, or `None` if it does not exist (or expired).
+    pub fn find(ctx: &'c Context, id: &Id, access: Access) -> Option<Self> {
+        let names = KeyNames::of(ctx, id);
+        let signature = Key::open(ctx, &names.signature, access);
+        signature.exists().then_some(Session {
+            ctx,
+            names,
+            signature,
+        })
+    }
+
+    /// Whether the stored signature equals `given`, in constant time.
+    pub fn stores_signature(&self, given: &Signature) -> bool {
+        self.signature
+            .string()
+            .is_some_and(|stored| token::signatures_equal(stored, given))
+    }
+
+    pub fn payload(&self, name: &RedisString) -> Option<RedisString> {
+        let payloads = Key::open(self.ctx, &self.names.payloads, Access::Read);
+        match payloads.kind() {
+            Kind::Hash => payloads.hash_field(name),
+            _ => None,
+        }
+    }
+
+    /// Sets one payload; the payloads key takes the signature key's expiry.
+    pub fn set_payload(&self, name: &RedisString, data: &RedisString) -> Result<(), WrongType> {
+        let ctx = self.ctx;
+        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
+        if !matches!(payloads.kind(), Kind::Hash | Kind::Missing) {
+            return Err(WrongType);
+        }
+        let expires_at = self.signature.expires_at();
+        payloads.set_hash_field(name, data);
+        payloads.set_expires_at(expires_at);
+        drop(payloads);
+        propagate(ctx, "HSET", &[&self.names.payloads, name, data]);
+        match expires_at {
+            Some(at) => propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &millis(ctx, at)]),
+            None => propagate(ctx, "PERSIST", &[&self.names.payloads]),
+        }
+        signal_modified(ctx, &self.names.payloads);
+        Ok(())
+    }
+
+    /// Deletes one payload. `Err` when the session has no payloads at all;
+    /// a payload name that is simply absent is not an error (SPEC 1.3).
+    pub fn delete_payload(&self, name: &RedisString) -> Result<(), NoPayloads> {
+        let payloads = Key::open(self.ctx, &self.names.payloads, Access::Write);
+        if payloads.kind() != Kind::Hash {
+            return Err(NoPayloads);
+        }
+        if payloads.delete_hash_field(name) {
+            drop(payloads);
+            propagate(self.ctx, "HDEL", &[&self.names.payloads, name]);
+            signal_modified(self.ctx, &self.names.payloads);
+        }
+        Ok(())
+    }
+
+    /// Moves both keys' expiry to `expires_at`. Needs `Access::Write`.
+    pub fn expire_at(&self, expires_at: i64) {
+        let ctx = self.ctx;
+        let at = millis(ctx, expires_at);
+        self.signature.set_expires_at(Some(expires_at));
+        propagate(ctx, "PEXPIREAT", &[&self.names.signature, &at]);
+        signal_modified(ctx, &self.names.signature);
+        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
+        if payloads.exists() {
+            payloads.set_expires_at(Some(expires_at));
+            drop(payloads);
+            propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &at]);
+            signal_modified(ctx, &self.names.payloads);
+        }
+    }
+
+    /// Deletes both keys. Needs `Access::Write`.
+    pub fn end(self) {
+        let ctx = self.ctx;
+        self.signature.unlink();
+        drop(self.signature);
+        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
+        let had_payloads = payloads.exists();
+        payloads.unlink();
+        drop(payloads);
+        if had_payloads {
+            propagate(
+                ctx,
+                "UNLINK",
+                &[&self.names.signature, &self.names.payloads],
+            );
+            signal_modified(ctx, &self.names.payloads);
+        } else {
+            propagate(ctx, "UNLINK", &[&self.names.signature]);
+        }
+        signal_modified(ctx, &self.names.signature);
+    }
+}
+
+/// The session's payloads key holds something other than a hash.
+#[derive(Debug)]
+pub struct WrongType;
+
+/// The session has no payloads key.
+#[derive(Debug)]
+pub struct NoPayloads;
+
+fn millis(ctx: &Context, at: i64) -> RedisString {
+    // SAFETY: ctx is live; the string is freed when the RedisString drops.
+    let inner = unsafe { api!(RedisModule_CreateStringFromLongLong)(ctx.ctx, at) };
+    RedisString::from_redis_module_string(ctx.ctx, inner)
+}
+
+fn propagate(ctx: &Context, command: &str, args: &[&RedisString]) {
+    ctx.replicate(command, args);
+}
+
+/// The module turns off Redis' implicit signal on every key opened for
+/// writing, so a failed check leaves WATCH alone; real writes signal here.
+fn signal_modified(ctx: &Context, name: &RedisString) {
+    // SAFETY: ctx and name are live.
+    unsafe { api!(RedisModule_SignalModifiedKey)(ctx.ctx, name.inner) };
+}

@@ -1,0 +1,188 @@
+//! Session tokens, `v1.<id>.<signature>`: minting, parsing, signing and
+//! verifying. Pure code with no Redis types, so it is unit-tested without a
+//! server and benchmarked on its own.
+
+use hmac::{Hmac, KeyInit, Mac};
+use rand::distr::{Alphanumeric, Distribution};
+use rand::Rng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+pub const ID_LEN: usize = 16;
+pub const SIGNATURE_LEN: usize = 64;
+const PREFIX: &[u8; 3] = b"v1.";
+pub const TOKEN_LEN: usize = PREFIX.len() + ID_LEN + 1 + SIGNATURE_LEN;
+
+pub type Id = [u8; ID_LEN];
+/// HMAC-SHA256 of the id, as lowercase hex.
+pub type Signature = [u8; SIGNATURE_LEN];
+
+/// A token that has the right shape; whether its signature is right is a
+/// separate question (`is_signed_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub id: &'a Id,
+    pub signature: &'a Signature,
+}
+
+impl<'a> Token<'a> {
+    /// Accepts exactly `v1.` + 16 of `[A-Za-z0-9]` + `.` + 64 of `[0-9a-f]`.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let bytes: &[u8; TOKEN_LEN] = bytes.try_into().ok()?;
+        let (prefix, rest) = bytes.split_first_chunk::<3>()?;
+        let (id, rest) = rest.split_first_chunk::<ID_LEN>()?;
+        let (dot, signature) = rest.split_first_chunk::<1>()?;
+        let signature: &Signature = signature.try_into().ok()?;
+        let well_formed = prefix == PREFIX
+            && id.iter().all(u8::is_ascii_alphanumeric)
+            && dot == b"."
+            && signature
+                .iter()
+                .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        well_formed.then_some(Token { id, signature })
+    }
+
+    /// Whether the signature is the HMAC of the id under `sign_key`, compared
+    /// in constant time so that a forger learns nothing from the reply time.
+    pub fn is_signed_by(&self, sign_key: &[u8]) -> bool {
+        signatures_equal(&sign(sign_key, self.id), self.signature)
+    }
+}
+
+/// Constant-time equality of two signatures.
+pub fn signatures_equal(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// HMAC-SHA256 of `id` with `sign_key`, as 64 lowercase hex characters.
+pub fn sign(sign_key: &[u8], id: &[u8]) -> Signature {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(sign_key) else {
+        unreachable!("HMAC accepts keys of any length")
+    };
+    mac.update(id);
+    to_hex(&mac.finalize().into_bytes().into())
+}
+
+/// 16 characters drawn uniformly from the 62 of `[A-Za-z0-9]` (rand's
+/// `Alphanumeric` rejects out-of-range draws instead of taking a modulo).
+pub fn random_id<R: Rng + ?Sized>(rng: &mut R) -> Id {
+    let mut id = [0; ID_LEN];
+    for (byte, drawn) in id.iter_mut().zip(Alphanumeric.sample_iter(rng)) {
+        *byte = drawn;
+    }
+    id
+}
+
+/// The whole token for an id and its signature.
+pub fn format(id: &Id, signature: &Signature) -> [u8; TOKEN_LEN] {
+    let mut token = [b'.'; TOKEN_LEN];
+    token[..PREFIX.len()].copy_from_slice(PREFIX);
+    token[PREFIX.len()..PREFIX.len() + ID_LEN].copy_from_slice(id);
+    token[TOKEN_LEN - SIGNATURE_LEN..].copy_from_slice(signature);
+    token
+}
+
+fn to_hex(digest: &[u8; SIGNATURE_LEN / 2]) -> Signature {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0; SIGNATURE_LEN];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"mykey";
+    const ID: &Id = b"AbCdEfGh01234567";
+
+    fn minted(key: &[u8], id: &Id) -> [u8; TOKEN_LEN] {
+        format(id, &sign(key, id))
+    }
+
+    #[test]
+    fn sign_matches_rfc4231_test_case_2() {
+        // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
+        let expected = b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(&sign(b"Jefe", b"what do ya want for nothing?"), expected);
+    }
+
+    #[test]
+    fn minted_token_has_the_spec_shape_and_parses_back() {
+        let token = minted(KEY, ID);
+        assert_eq!(token.len(), 84);
+        assert_eq!(&token[..3], b"v1.");
+        assert_eq!(&token[3..19], ID);
+        assert_eq!(token[19], b'.');
+        let parsed = Token::parse(&token).expect("a minted token parses");
+        assert_eq!(parsed.id, ID);
+        assert!(parsed.is_signed_by(KEY));
+        assert!(!parsed.is_signed_by(b"otherkey"));
+    }
+
+    #[test]
+    fn parse_rejects_every_wrong_shape() {
+        let good = minted(KEY, ID);
+        assert!(Token::parse(&good[..83]).is_none(), "one byte short");
+        assert!(
+            Token::parse(&[&good[..], b"0"].concat()).is_none(),
+            "one byte long"
+        );
+        assert!(Token::parse(b"").is_none());
+        let replace = |at: usize, with: u8| {
+            let mut t = good;
+            t[at] = with;
+            t
+        };
+        for (at, with) in [
+            (0, b'V'),  // prefix
+            (1, b'2'),  // version
+            (2, b'-'),  // first dot
+            (3, b'_'),  // id outside [A-Za-z0-9]
+            (18, 0),    // NUL in id
+            (19, b'x'), // second dot
+            (20, b'A'), // uppercase hex
+            (83, b'g'), // not hex
+        ] {
+            assert!(
+                Token::parse(&replace(at, with)).is_none(),
+                "byte {at} = {with}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_signature_or_id_fails_verification() {
+        let good = minted(KEY, ID);
+        let mut other_sig = good;
+        other_sig[83] = if good[83] == b'0' { b'1' } else { b'0' };
+        let mut other_id = good;
+        other_id[3] = if good[3] == b'A' { b'B' } else { b'A' };
+        for bad in [other_sig, other_id] {
+            let parsed = Token::parse(&bad).expect("still well formed");
+            assert!(!parsed.is_signed_by(KEY));
+        }
+    }
+
+    #[test]
+    fn signature_key_may_hold_any_bytes() {
+        let key = [0u8, 255, 10, 13, 0];
+        let long_key = [7u8; 1000]; // longer than a SHA-256 block
+        for k in [&key[..], &long_key[..]] {
+            let token = minted(k, ID);
+            assert!(Token::parse(&token).is_some_and(|t| t.is_signed_by(k)));
+        }
+    }
+
+    #[test]
+    fn random_ids_are_alphanumeric_and_differ() {
+        let mut rng = rand::rng();
+        let a = random_id(&mut rng);
+        let b = random_id(&mut rng);
+        assert!(a.iter().chain(&b).all(u8::is_ascii_alphanumeric));
+        assert_ne!(a, b);
+    }
+}
