@@ -154,7 +154,7 @@ impl Key {
 
 /// `REDISMODULE_HASH_DELETE`, a sentinel pointer value from redismodule.h.
 fn hash_delete_marker() -> *mut raw::RedisModuleString {
-    1 as *mut raw::RedisModuleString
+    std::ptr::without_provenance_mut(1)
 }
 
 impl Drop for Key {
@@ -170,7 +170,7 @@ pub fn missing_api() -> Option<&'static str> {
     macro_rules! first_missing {
         ($($name:ident),* $(,)?) => {
             // SAFETY: reads, by value, of pointers that Redis set at load.
-            unsafe { [$((stringify!($name), matches!(raw::$name, None))),*] }
+            unsafe { [$((stringify!($name), { let function = raw::$name; function.is_none() })),*] }
                 .into_iter()
                 .find_map(|(name, missing)| missing.then_some(name))
         };

@@ -1,0 +1,35 @@
+# sessiongate: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+MODULE := target/release/libsessiongate.so
+
+.PHONY: help deps build run test lint docker clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## Install what the build and tests need (redis-server, libclang) if missing
+	@scripts/ensure-deps
+
+build: deps ## Build the module (release): target/release/libsessiongate.so
+	cargo build --release --locked
+
+run: build ## Run redis-server in the foreground with the module loaded (redis.conf)
+	redis-server redis.conf
+
+test: deps ## Run every test: unit tests, then each suite against real redis-servers
+	cargo build --locked
+	cargo test --locked
+
+lint: ## cargo fmt --check, clippy with warnings as errors, hadolint on the Dockerfile
+	@scripts/ensure-deps lint
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+	hadolint Dockerfile
+
+docker: ## Build the Docker image sessiongate:latest (needs a Docker engine)
+	docker build -t sessiongate:latest .
+
+clean: ## Remove build output and test servers' directories
+	cargo clean
