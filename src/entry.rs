@@ -16,7 +16,11 @@ pub fn run(
     command: fn(&Context, &[RedisString]) -> RedisResult,
 ) -> RedisResult {
     redact_sign_key(ctx, args.len());
-    guarded(|| command(ctx, args))
+    guarded(|| {
+        #[cfg(debug_assertions)]
+        panic_on_test_trigger(args);
+        command(ctx, args)
+    })
 }
 
 /// A panic unwinding into Redis would abort the server, and with it the
@@ -26,12 +30,30 @@ pub fn guarded(command: impl FnOnce() -> RedisResult) -> RedisResult {
     panic::catch_unwind(AssertUnwindSafe(command)).unwrap_or(Err(RedisError::Str(INTERNAL_ERROR)))
 }
 
-/// Sends panic messages to the Redis log instead of a stderr nobody reads.
+/// Sends panic messages to the Redis log instead of a stderr nobody reads,
+/// then to whatever hook was there before (another module's, or Rust's).
 pub fn log_panics() {
-    panic::set_hook(Box::new(|info| {
-        let message = format!("sessiongate: a command panicked (replied with an error): {info}");
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let message =
+            format!("panic in a module command (sessiongate replies with an error): {info}");
         redis_module::logging::log_warning(message.replace('\0', "\\0"));
+        previous(info);
     }));
+}
+
+/// Debug builds only: panics when the sign key equals the server's
+/// `SESSIONGATE_TEST_PANIC_SIGN_KEY`, so that a test can prove the guard.
+/// Release builds do not contain this.
+#[cfg(debug_assertions)]
+fn panic_on_test_trigger(args: &[RedisString]) {
+    static TRIGGER: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    let trigger = TRIGGER.get_or_init(|| std::env::var_os("SESSIONGATE_TEST_PANIC_SIGN_KEY"));
+    if let (Some(trigger), Some(sign_key)) = (trigger, args.get(SIGN_KEY_POS)) {
+        if trigger.as_encoded_bytes() == sign_key.as_slice() {
+            panic!("test trigger: a panic on purpose");
+        }
+    }
 }
 
 fn redact_sign_key(ctx: &Context, argc: usize) {

@@ -379,3 +379,36 @@ fn garbage_arguments_get_error_replies_and_change_nothing() {
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+/// Debug builds of the module panic on purpose for the sign key named in
+/// the server's environment: the guard must turn that into an error reply
+/// and a line in the Redis log, and Redis must carry on.
+#[test]
+fn a_panic_becomes_an_error_reply_and_a_log_line() {
+    let trigger = "panic-please";
+    let server = Server::start_with_env(
+        fresh_dir(),
+        &[],
+        &[("SESSIONGATE_TEST_PANIC_SIGN_KEY", trigger)],
+    );
+    let mut con = server.connection();
+    let token = start(&mut con, KEY, 100);
+    for args in [
+        vec!["SESSIONGATE.START", trigger, "10"],
+        vec!["SESSIONGATE.PGET", trigger, &token, "n"],
+    ] {
+        assert_eq!(
+            err(&mut con, &args),
+            "ERR sessiongate internal error (details in the Redis log)"
+        );
+    }
+    server.wait_for("the panic in the log", || {
+        server.log_tail().contains("panic in a module command")
+    });
+    assert!(server.log_tail().contains("a panic on purpose"));
+    ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "n", "d"]);
+    assert_eq!(
+        ok_bytes(&mut con, &["SESSIONGATE.PGET", KEY, &token, "n"]),
+        b"d"
+    );
+}

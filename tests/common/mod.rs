@@ -33,10 +33,15 @@ impl Server {
 
     /// A server in `dir`, which may hold an earlier server's AOF or RDB.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// A server in `dir` whose process also gets the `env` variables.
+    pub fn start_with_env(dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Self {
         // A port found free can be taken before redis binds it: try again.
         let mut last_failure = String::new();
         for _ in 0..5 {
-            match Self::try_start(&dir, free_port(), extra) {
+            match Self::try_start(&dir, free_port(), extra, env) {
                 Ok(server) => return server,
                 Err(failure) if failure.contains("Address already in use") => {
                     last_failure = failure
@@ -47,7 +52,12 @@ impl Server {
         panic!("{last_failure}")
     }
 
-    fn try_start(dir: &Path, port: u16, extra: &[&str]) -> Result<Self, String> {
+    fn try_start(
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let module = module_path();
         let socket = dir.join("redis.sock");
         let _ = std::fs::remove_file(&socket);
@@ -70,6 +80,7 @@ impl Server {
         args.extend(extra.iter().map(|a| a.to_string()));
         let process = Command::new(redis_server())
             .args(&args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -254,7 +265,7 @@ fn redis_server() -> String {
     std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
-fn fresh_dir() -> PathBuf {
+pub fn fresh_dir() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "redis-{}-{}",
