@@ -12,11 +12,9 @@ use std::path::Path;
 const SECRET: &str = "persisted-sign-key-must-stay-secret";
 const AOF: [&str; 4] = ["--appendonly", "yes", "--appendfsync", "always"];
 
-fn info_field(con: &mut Connection, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
+fn persistence_info(con: &mut Connection, field: &str) -> i64 {
+    info_field(con, "persistence", field)
+        .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in INFO persistence"))
 }
 
@@ -38,10 +36,15 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     found
 }
 
+fn assert_secret_nowhere_in(dir: &Path) {
+    let found = files_containing(dir, SECRET.as_bytes());
+    assert!(found.is_empty(), "the sign key is on disk in {found:?}");
+}
+
 fn wait_for_rewrite(server: &Server, con: &mut Connection) {
     server.wait_for("the AOF rewrite to finish", || {
-        info_field(con, "aof_rewrite_in_progress") == 0
-            && info_field(con, "aof_rewrite_scheduled") == 0
+        persistence_info(con, "aof_rewrite_in_progress") == 0
+            && persistence_info(con, "aof_rewrite_scheduled") == 0
     });
 }
 
@@ -68,11 +71,7 @@ fn an_aof_restart_restores_every_session_exactly() {
         Vec::<String>::new(),
         "never verbatim"
     );
-    assert_eq!(
-        files_containing(&dir, SECRET.as_bytes()),
-        Vec::<String>::new(),
-        "sign key on disk"
-    );
+    assert_secret_nowhere_in(&dir);
 
     let restarted = Server::start_in(dir, &AOF);
     let mut con = restarted.connection();
@@ -93,11 +92,7 @@ fn an_aof_restart_after_bgrewriteaof_restores_every_session_exactly() {
     let expected = snapshot(&mut con);
     assert_eq!(expected.len(), 16);
     let dir = server.kill();
-    assert_eq!(
-        files_containing(&dir, SECRET.as_bytes()),
-        Vec::<String>::new(),
-        "sign key on disk"
-    );
+    assert_secret_nowhere_in(&dir);
 
     let restarted = Server::start_in(dir, &AOF);
     let mut con = restarted.connection();
@@ -115,11 +110,7 @@ fn an_rdb_restart_restores_every_session_exactly() {
     let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
     let dir = server.kill();
     assert!(dir.join("dump.rdb").exists());
-    assert_eq!(
-        files_containing(&dir, SECRET.as_bytes()),
-        Vec::<String>::new(),
-        "sign key on disk"
-    );
+    assert_secret_nowhere_in(&dir);
 
     let restarted = Server::start_in(dir, &[]);
     let mut con = restarted.connection();
@@ -131,9 +122,9 @@ fn an_rdb_restart_restores_every_session_exactly() {
 fn every_write_counts_towards_save_points_and_failures_do_not() {
     let server = Server::start(&[]);
     let mut con = server.connection();
-    let mut dirty = info_field(&mut con, "rdb_changes_since_last_save");
+    let mut dirty = persistence_info(&mut con, "rdb_changes_since_last_save");
     let mut changed = |con: &mut Connection, what: &str, expect_change: bool| {
-        let now = info_field(con, "rdb_changes_since_last_save");
+        let now = persistence_info(con, "rdb_changes_since_last_save");
         assert_eq!(now > dirty, expect_change, "{what}: {dirty} -> {now}");
         dirty = now;
     };

@@ -9,11 +9,10 @@ use redis::Connection;
 
 const KEY: &str = "replicated-sign-key";
 
-fn info_field(con: &mut Connection, section: &str, field: &str) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
+fn wait_for_sync(replica: &Server, con: &mut Connection) {
+    replica.wait_for("the replica to sync", || {
+        info_field(con, "replication", "master_link_status").as_deref() == Some("up")
+    });
 }
 
 #[test]
@@ -21,9 +20,7 @@ fn a_replica_holds_exactly_what_the_master_holds() {
     let master = Server::start(&[]);
     let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     let mut on_replica = replica.connection();
-    replica.wait_for("the replica to sync", || {
-        info_field(&mut on_replica, "replication", "master_link_status").as_deref() == Some("up")
-    });
+    wait_for_sync(&replica, &mut on_replica);
 
     let mut on_master = master.connection();
     let mixed = run_mix(&mut on_master, KEY);
@@ -62,9 +59,7 @@ fn a_replica_that_syncs_later_gets_the_same_data() {
 
     let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     let mut on_replica = replica.connection();
-    replica.wait_for("the replica to sync", || {
-        info_field(&mut on_replica, "replication", "master_link_status").as_deref() == Some("up")
-    });
+    wait_for_sync(&replica, &mut on_replica);
     assert_eq!(snapshot(&mut on_replica), expected);
     assert_sessions_readable(&mut on_replica, KEY, &mixed);
 }

@@ -243,6 +243,14 @@ pub fn payloads_key(token: &str) -> String {
     format!("sg-session:{}:payloads", id_of(token))
 }
 
+/// One field of `INFO <section>`.
+pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
 /// The module built by `cargo build` (which `make test` runs first), or
 /// `$SESSIONGATE_MODULE`.
 pub fn module_path() -> PathBuf {
