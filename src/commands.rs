@@ -1,10 +1,11 @@
 //! The six commands: parse, verify, store, reply. Each check is one named
 //! step, called in the order SPEC 1.4 fixes, so the first failure is the reply.
 
+use crate::cluster::Served;
 use crate::error::{Rejection, MAX_PAYLOAD_DATA_LEN, MAX_PAYLOAD_NAME_LEN};
 use crate::key::Access;
-use crate::store::{self, Session};
-use crate::token::{self, Token};
+use crate::store::{self, Availability, Session};
+use crate::token::{self, Token, TOKEN_LEN};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn start(ctx: &Context, args: &[RedisString]) -> RedisResult {
@@ -13,21 +14,37 @@ pub fn start(ctx: &Context, args: &[RedisString]) -> RedisResult {
     };
     let sign_key = sign_key_of(sign_key)?;
     let expires_at = expiry_of(ttl)?;
-    let mut rng = rand::rng();
-    let id = loop {
-        let id = token::random_id(&mut rng);
-        if !store::id_is_taken(ctx, &id) {
-            break id;
-        }
-    };
-    let signature = token::sign(sign_key, &id);
+    let token = mint(ctx, sign_key)?;
     // A ttl of 0 is a session that is over before it starts: nothing to store.
     if let Some(at) = expires_at {
-        store::create(ctx, &id, &signature, at);
+        store::create(ctx, &token, at);
     }
-    Ok(RedisValue::StringBuffer(
-        token::format(&id, &signature).to_vec(),
-    ))
+    Ok(RedisValue::StringBuffer(token.to_vec()))
+}
+
+/// A new token whose session does not exist yet. In a cluster, also one
+/// whose slot this node serves, so that the cluster routes it back here.
+fn mint(ctx: &Context, sign_key: &[u8]) -> Result<[u8; TOKEN_LEN], Rejection> {
+    let now = store::now_ms();
+    let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
+    let mut rng = rand::rng();
+    while served.next_draw() {
+        let id = token::random_id(&mut rng);
+        let token = token::format(&id, &token::sign(sign_key, &id));
+        if !served.includes(&token) {
+            continue;
+        }
+        match store::availability(ctx, &token) {
+            Availability::Free => return Ok(token),
+            Availability::Taken => {}
+            Availability::NotServedHere => {
+                if !served.proved_stale(ctx, &token, now) {
+                    return Err(Rejection::NoServedSlot);
+                }
+            }
+        }
+    }
+    Err(Rejection::NoFreeId)
 }
 
 pub fn expire(ctx: &Context, args: &[RedisString]) -> RedisResult {
@@ -130,7 +147,7 @@ fn authenticate<'c>(
     if !token.is_signed_by(sign_key) {
         return Err(Rejection::ForgedSignature);
     }
-    let session = Session::find(ctx, token.id, access).ok_or(Rejection::NoSession)?;
+    let session = Session::find(ctx, token, access).ok_or(Rejection::NoSession)?;
     if !session.stores_signature(token.signature) {
         return Err(Rejection::StaleSignature);
     }

@@ -21,6 +21,8 @@ pub enum Rejection {
     EmptyPayloadData,
     PayloadDataTooLong,
     NoPayload,
+    NoServedSlot,
+    NoFreeId,
 }
 
 impl Rejection {
@@ -38,6 +40,9 @@ impl Rejection {
             Self::EmptyPayloadData => "<payload_data> must have at least one character",
             Self::PayloadDataTooLong => "<payload_data> length exceeds the maximum value allowed of 8000000",
             Self::NoPayload => "the requested <payload_name> does not exist",
+            // Not in the C module, which knows no cluster: Redis' own style.
+            Self::NoServedSlot => "ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
+            Self::NoFreeId => "ERR no unused session id found in the slots this node serves; try again",
         }
     }
 }

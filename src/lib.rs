@@ -2,6 +2,7 @@
 //! under native TTLs. This file holds the module table and one line per
 //! command; the logic lives in the modules below.
 
+mod cluster;
 mod commands;
 mod entry;
 mod error;
@@ -51,6 +52,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // Redis would otherwise signal WATCHers for every key opened for writing,
     // even when a check then fails; the store signals its real writes itself.
     ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
+    cluster::detect_mode(ctx);
     entry::log_panics();
     Status::Ok
 }

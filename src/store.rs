@@ -6,9 +6,10 @@
 //! sign key into the AOF. Expiries travel as absolute times so that a replica
 //! or an AOF replay ends up with the master's `PEXPIRETIME`.
 
+use crate::cluster;
 use crate::key::{api, Access, Key, Kind};
-use crate::token::{self, Id, Signature};
-use redis_module::{Context, RedisString};
+use crate::token::{self, Signature, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
+use redis_module::{Context, RedisString, RedisValue};
 
 const KEY_PREFIX: &[u8] = b"sg-session:";
 const SIGNATURE_SUFFIX: &[u8] = b":signature";
@@ -20,16 +21,26 @@ pub fn now_ms() -> i64 {
     unsafe { api!(RedisModule_Milliseconds)() }
 }
 
+/// The one place key names are made. Standalone keeps the C module's
+/// `sg-session:<id>:…`, so its datasets keep working; a cluster names keys
+/// `sg-session:{<token>}:…`, so both of a session's keys hash to the slot of
+/// the token, the key that every command declares.
+pub fn key_name(token: &[u8; TOKEN_LEN], suffix: &[u8]) -> Vec<u8> {
+    if cluster::enabled() {
+        [KEY_PREFIX, b"{", token, b"}", suffix].concat()
+    } else {
+        [KEY_PREFIX, &token[ID_RANGE], suffix].concat()
+    }
+}
+
 struct KeyNames {
     signature: RedisString,
     payloads: RedisString,
 }
 
 impl KeyNames {
-    fn of(ctx: &Context, id: &Id) -> Self {
-        let name = |suffix: &[u8]| {
-            RedisString::create_from_slice(ctx.ctx, &[KEY_PREFIX, id, suffix].concat())
-        };
+    fn of(ctx: &Context, token: &[u8; TOKEN_LEN]) -> Self {
+        let name = |suffix| RedisString::create_from_slice(ctx.ctx, &key_name(token, suffix));
         KeyNames {
             signature: name(SIGNATURE_SUFFIX),
             payloads: name(PAYLOADS_SUFFIX),
@@ -37,15 +48,36 @@ impl KeyNames {
     }
 }
 
-/// Whether a session with this id exists (START never reuses one).
-pub fn id_is_taken(ctx: &Context, id: &Id) -> bool {
-    Key::open(ctx, &KeyNames::of(ctx, id).signature, Access::Read).exists()
+/// Whether START may use a freshly minted token.
+pub enum Availability {
+    Free,
+    Taken,
+    /// In a cluster: this node does not serve the token's slot (any more).
+    NotServedHere,
+}
+
+pub fn availability(ctx: &Context, token: &[u8; TOKEN_LEN]) -> Availability {
+    let names = KeyNames::of(ctx, token);
+    if cluster::enabled() {
+        // In a cluster, RM_Call refuses a key that this node does not serve
+        // (it returns NULL, which the SDK hands back as a non-integer).
+        return match ctx.call("EXISTS", &[&names.signature]) {
+            Ok(RedisValue::Integer(0)) => Availability::Free,
+            Ok(RedisValue::Integer(_)) => Availability::Taken,
+            _ => Availability::NotServedHere,
+        };
+    }
+    if Key::open(ctx, &names.signature, Access::Read).exists() {
+        Availability::Taken
+    } else {
+        Availability::Free
+    }
 }
 
 /// Stores a new session's signature, to expire at `expires_at`.
-pub fn create(ctx: &Context, id: &Id, signature: &Signature, expires_at: i64) {
-    let names = KeyNames::of(ctx, id);
-    let signature = RedisString::create_from_slice(ctx.ctx, signature);
+pub fn create(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: i64) {
+    let names = KeyNames::of(ctx, token);
+    let signature = RedisString::create_from_slice(ctx.ctx, &token[SIGNATURE_RANGE]);
     let key = Key::open(ctx, &names.signature, Access::Write);
     key.set_string(&signature);
     key.set_expires_at(Some(expires_at));
@@ -64,9 +96,9 @@ pub struct Session<'c> {
 }
 
 impl<'c> Session<'c> {
-    /// The session with this id, or `None` if it does not exist (or expired).
-    pub fn find(ctx: &'c Context, id: &Id, access: Access) -> Option<Self> {
-        let names = KeyNames::of(ctx, id);
+    /// The token's session, or `None` if it does not exist (or expired).
+    pub fn find(ctx: &'c Context, token: &Token, access: Access) -> Option<Self> {
+        let names = KeyNames::of(ctx, token.bytes);
         let signature = Key::open(ctx, &names.signature, access);
         signature.exists().then_some(Session {
             ctx,

@@ -6,12 +6,16 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::distr::{Alphanumeric, Distribution};
 use rand::Rng;
 use sha2::Sha256;
+use std::ops::Range;
 use subtle::ConstantTimeEq;
 
 pub const ID_LEN: usize = 16;
 pub const SIGNATURE_LEN: usize = 64;
 const PREFIX: &[u8; 3] = b"v1.";
 pub const TOKEN_LEN: usize = PREFIX.len() + ID_LEN + 1 + SIGNATURE_LEN;
+/// Where the id and the signature sit in a token.
+pub const ID_RANGE: Range<usize> = PREFIX.len()..PREFIX.len() + ID_LEN;
+pub const SIGNATURE_RANGE: Range<usize> = TOKEN_LEN - SIGNATURE_LEN..TOKEN_LEN;
 
 pub type Id = [u8; ID_LEN];
 /// HMAC-SHA256 of the id, as lowercase hex.
@@ -21,6 +25,7 @@ pub type Signature = [u8; SIGNATURE_LEN];
 /// separate question (`is_signed_by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token<'a> {
+    pub bytes: &'a [u8; TOKEN_LEN],
     pub id: &'a Id,
     pub signature: &'a Signature,
 }
@@ -39,7 +44,11 @@ impl<'a> Token<'a> {
             && signature
                 .iter()
                 .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        well_formed.then_some(Token { id, signature })
+        well_formed.then_some(Token {
+            bytes,
+            id,
+            signature,
+        })
     }
 
     /// Whether the signature is the HMAC of the id under `sign_key`, compared
@@ -77,8 +86,8 @@ pub fn random_id<R: Rng + ?Sized>(rng: &mut R) -> Id {
 pub fn format(id: &Id, signature: &Signature) -> [u8; TOKEN_LEN] {
     let mut token = [b'.'; TOKEN_LEN];
     token[..PREFIX.len()].copy_from_slice(PREFIX);
-    token[PREFIX.len()..PREFIX.len() + ID_LEN].copy_from_slice(id);
-    token[TOKEN_LEN - SIGNATURE_LEN..].copy_from_slice(signature);
+    token[ID_RANGE].copy_from_slice(id);
+    token[SIGNATURE_RANGE].copy_from_slice(signature);
     token
 }
 

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 
 pub use redis::Value;
 
+pub mod cluster;
 pub mod workload;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
+/// In a server's extra arguments: replaced by a free loopback port.
+pub const FREE_PORT: &str = "<free-port>";
 const LOG_TAIL_LINES: usize = 30;
 
 pub struct Server {
@@ -77,7 +80,11 @@ impl Server {
             "--loadmodule".into(),
             module.display().to_string(),
         ];
-        args.extend(extra.iter().map(|a| a.to_string()));
+        // FREE_PORT in `extra` becomes a port found free for this attempt.
+        args.extend(extra.iter().map(|a| match *a {
+            FREE_PORT => free_port().to_string(),
+            other => other.to_string(),
+        }));
         let process = Command::new(redis_server())
             .args(&args)
             .envs(env.iter().copied())
@@ -158,10 +165,14 @@ impl Server {
     }
 
     /// Waits until `predicate` holds, or fails with the log tail.
-    pub fn wait_for(&self, what: &str, mut predicate: impl FnMut() -> bool) {
+    pub fn wait_for(&self, what: &str, predicate: impl FnMut() -> bool) {
+        self.wait_up_to(START_DEADLINE, what, predicate)
+    }
+
+    pub fn wait_up_to(&self, deadline: Duration, what: &str, mut predicate: impl FnMut() -> bool) {
         let started = Instant::now();
         while !predicate() {
-            if started.elapsed() > START_DEADLINE {
+            if started.elapsed() > deadline {
                 panic!("{}", self.failure(&format!("timed out waiting for {what}")));
             }
             sleep(Duration::from_millis(20));

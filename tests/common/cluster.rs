@@ -1,0 +1,150 @@
+//! A real Redis Cluster on loopback: every node a `Server` with the module
+//! loaded and `cluster-enabled yes`, joined by `redis-cli --cluster create`,
+//! ready once every node reports `cluster_state:ok`.
+
+use super::*;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use std::process::Command;
+
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// `masters` masters, each with `replicas` replicas.
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let nodes: Vec<Server> = (0..masters * (1 + replicas))
+            .map(|_| start_node())
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null());
+        let output = create.output().expect("run redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Cluster { nodes };
+        cluster.wait_until_healthy(masters * (1 + replicas));
+        cluster
+    }
+
+    /// Every live node sees the cluster as ok, knows `known` nodes, and
+    /// every replica is in sync with its master.
+    pub fn wait_until_healthy(&self, known: usize) {
+        for node in &self.nodes {
+            let mut con = node.connection();
+            node.wait_up_to(CLUSTER_DEADLINE, "the cluster to be ok", || {
+                info_line(&mut con, &["CLUSTER", "INFO"], "cluster_state").as_deref() == Some("ok")
+                    && info_line(&mut con, &["CLUSTER", "INFO"], "cluster_known_nodes")
+                        == Some(known.to_string())
+            });
+            if role(&mut con) == "slave" {
+                node.wait_up_to(CLUSTER_DEADLINE, "the replica to sync", || {
+                    info_field(&mut con, "replication", "master_link_status").as_deref()
+                        == Some("up")
+                });
+            }
+        }
+    }
+
+    pub fn client(&self) -> ClusterConnection {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect();
+        ClusterClient::new(urls)
+            .and_then(|c| c.get_connection())
+            .expect("a cluster connection")
+    }
+
+    pub fn masters(&self) -> Vec<&Server> {
+        self.nodes
+            .iter()
+            .filter(|n| role(&mut n.connection()) == "master")
+            .collect()
+    }
+
+    /// The master serving `slot`, from that node's own view.
+    pub fn master_of(&self, slot: u16) -> &Server {
+        let masters = self.masters();
+        let id = {
+            let mut con = masters[0].connection();
+            owner_of(&mut con, slot)
+        };
+        masters
+            .into_iter()
+            .find(|m| node_id(&mut m.connection()) == id)
+            .expect("a master serves every slot")
+    }
+}
+
+/// A server ready to join a cluster.
+pub fn start_node() -> Server {
+    Server::start(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        FREE_PORT,
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    ])
+}
+
+pub fn role(con: &mut redis::Connection) -> String {
+    let role: Vec<Value> = redis::cmd("ROLE").query(con).unwrap();
+    redis::from_redis_value_ref(&role[0]).unwrap()
+}
+
+pub fn node_id(con: &mut redis::Connection) -> String {
+    redis::cmd("CLUSTER").arg("MYID").query(con).unwrap()
+}
+
+pub fn keyslot(con: &mut redis::Connection, key: &[u8]) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(con)
+        .unwrap()
+}
+
+/// The id of the master that serves `slot`, as `CLUSTER SLOTS` on `con` says.
+pub fn owner_of(con: &mut redis::Connection, slot: u16) -> String {
+    let ranges: Vec<(u16, u16, Vec<Value>)> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query::<Vec<Vec<Value>>>(con)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let first = redis::from_redis_value_ref(&r[0]).unwrap();
+            let last = redis::from_redis_value_ref(&r[1]).unwrap();
+            let master = redis::from_redis_value_ref(&r[2]).unwrap();
+            (first, last, master)
+        })
+        .collect();
+    let (_, _, master) = ranges
+        .into_iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot))
+        .expect("every slot is assigned");
+    redis::from_redis_value_ref(&master[2]).unwrap()
+}
+
+/// One `field:value` line of a reply made of such lines (CLUSTER INFO).
+fn info_line(con: &mut redis::Connection, command: &[&str], field: &str) -> Option<String> {
+    let text: String = redis::cmd(command[0]).arg(&command[1..]).query(con).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
