@@ -1,16 +1,25 @@
-//! The six commands: parse, verify, store, reply. Each check is one named
-//! step, called in the order SPEC 1.4 fixes, so the first failure is the reply.
+//! The commands: parse, verify, store, reply. Each check is one named step,
+//! called in the order SPEC 1.4 fixes, so the first failure is the reply.
 
 use crate::cluster::Served;
-use crate::error::{Rejection, MAX_PAYLOAD_DATA_LEN, MAX_PAYLOAD_NAME_LEN};
+use crate::config;
+use crate::error::Rejection;
 use crate::key::Access;
+use crate::stats;
 use crate::store::{self, Availability, Session};
 use crate::token::{self, Token, TOKEN_LEN};
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::redisvalue::RedisValueKey;
+use redis_module::{Context, RedisString, RedisValue};
+use std::collections::BTreeMap;
 
-pub fn start(ctx: &Context, args: &[RedisString]) -> RedisResult {
+pub type Reply = Result<RedisValue, Rejection>;
+
+const OK: RedisValue = RedisValue::SimpleStringStatic("OK");
+
+/// SESSIONGATE.START <sign_key> <ttl>
+pub fn start(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, ttl] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
     };
     let sign_key = sign_key_of(sign_key)?;
     let expires_at = expiry_of(ttl)?;
@@ -19,6 +28,7 @@ pub fn start(ctx: &Context, args: &[RedisString]) -> RedisResult {
     if let Some(at) = expires_at {
         store::create(ctx, &token, at);
     }
+    stats::SESSIONS_STARTED.incr();
     Ok(RedisValue::StringBuffer(token.to_vec()))
 }
 
@@ -47,9 +57,10 @@ fn mint(ctx: &Context, sign_key: &[u8]) -> Result<[u8; TOKEN_LEN], Rejection> {
     Err(Rejection::NoFreeId)
 }
 
-pub fn expire(ctx: &Context, args: &[RedisString]) -> RedisResult {
+/// SESSIONGATE.EXPIRE <sign_key> <token> <ttl>
+pub fn expire(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, token, ttl] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
     };
     let sign_key = sign_key_of(sign_key)?;
     let token = token_of(token)?;
@@ -57,60 +68,154 @@ pub fn expire(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let session = authenticate(ctx, sign_key, &token, Access::Write)?;
     match expires_at {
         Some(at) => session.expire_at(at),
-        None => session.end(),
+        None => {
+            session.end();
+            stats::SESSIONS_ENDED_BY_EXPIRE_0.incr();
+        }
     }
-    Ok(RedisValue::SimpleStringStatic("OK"))
+    Ok(OK)
 }
 
-pub fn pset(ctx: &Context, args: &[RedisString]) -> RedisResult {
+/// SESSIONGATE.PSET <sign_key> <token> <payload_name> <payload_data>
+pub fn pset(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, token, name, data] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
-    check_payload_name(name)?;
-    check_payload_data(data)?;
-    session
-        .set_payload(name, data)
-        .map_err(|_| RedisError::WrongType)?;
-    Ok(RedisValue::SimpleStringStatic("OK"))
+    set_payloads(ctx, sign_key, token, &[(name, data)])
 }
 
-pub fn pget(ctx: &Context, args: &[RedisString]) -> RedisResult {
+/// SESSIONGATE.PMSET <sign_key> <token> <name> <data> [<name> <data> …]
+pub fn pmset(ctx: &Context, args: &[RedisString]) -> Reply {
+    let [_, sign_key, token, rest @ ..] = args else {
+        return Err(Rejection::WrongArity);
+    };
+    if rest.is_empty() || rest.len() % 2 != 0 {
+        return Err(Rejection::WrongArity);
+    }
+    let pairs: Vec<(&RedisString, &RedisString)> = rest
+        .chunks_exact(2)
+        .map(|pair| (&pair[0], &pair[1]))
+        .collect();
+    set_payloads(ctx, sign_key, token, &pairs)
+}
+
+/// PSET and PMSET: every name and data is checked before anything is written.
+fn set_payloads(
+    ctx: &Context,
+    sign_key: &RedisString,
+    token: &RedisString,
+    pairs: &[(&RedisString, &RedisString)],
+) -> Reply {
+    let sign_key = sign_key_of(sign_key)?;
+    let token = token_of(token)?;
+    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    for (name, data) in pairs {
+        check_payload_name(name)?;
+        check_payload_data(data)?;
+    }
+    session.set_payloads(pairs, config::max_payloads_per_session())?;
+    stats::PAYLOADS_SET.add(pairs.len());
+    Ok(OK)
+}
+
+/// SESSIONGATE.PGET <sign_key> <token> <payload_name>
+pub fn pget(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, token, name] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
     };
     let sign_key = sign_key_of(sign_key)?;
     let token = token_of(token)?;
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
     check_payload_name(name)?;
-    let data = session.payload(name).ok_or(Rejection::NoPayload)?;
+    let data = session.payloads([name].into_iter())?.pop().flatten();
+    let data = data.ok_or(Rejection::NoPayload)?;
+    stats::PAYLOADS_READ.incr();
     Ok(RedisValue::BulkRedisString(data))
 }
 
-pub fn pdel(ctx: &Context, args: &[RedisString]) -> RedisResult {
+/// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
+pub fn pmget(ctx: &Context, args: &[RedisString]) -> Reply {
+    let [_, sign_key, token, names @ ..] = args else {
+        return Err(Rejection::WrongArity);
+    };
+    if names.is_empty() {
+        return Err(Rejection::WrongArity);
+    }
+    let sign_key = sign_key_of(sign_key)?;
+    let token = token_of(token)?;
+    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    for name in names {
+        check_payload_name(name)?;
+    }
+    let found = session.payloads(names.iter())?;
+    stats::PAYLOADS_READ.add(found.iter().flatten().count());
+    let reply = found
+        .into_iter()
+        .map(|data| data.map_or(RedisValue::Null, RedisValue::BulkRedisString));
+    Ok(RedisValue::Array(reply.collect()))
+}
+
+/// SESSIONGATE.PGETALL <sign_key> <token>
+pub fn pgetall(ctx: &Context, args: &[RedisString]) -> Reply {
+    let [_, sign_key, token] = args else {
+        return Err(Rejection::WrongArity);
+    };
+    let sign_key = sign_key_of(sign_key)?;
+    let token = token_of(token)?;
+    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let all = session.all_payloads()?;
+    stats::PAYLOADS_READ.add(all.len());
+    // A map under RESP3; Redis sends it as a flat name/data array under RESP2.
+    let map: BTreeMap<RedisValueKey, RedisValue> = all
+        .into_iter()
+        .map(|(name, data)| {
+            (
+                RedisValueKey::BulkString(name),
+                RedisValue::StringBuffer(data),
+            )
+        })
+        .collect();
+    Ok(RedisValue::OrderedMap(map))
+}
+
+/// SESSIONGATE.PDEL <sign_key> <token> <payload_name>
+pub fn pdel(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, token, name] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
     };
     let sign_key = sign_key_of(sign_key)?;
     let token = token_of(token)?;
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
     check_payload_name(name)?;
-    session
-        .delete_payload(name)
-        .map_err(|_| Rejection::NoPayload)?;
-    Ok(RedisValue::SimpleStringStatic("OK"))
+    if session.delete_payload(name)? {
+        stats::PAYLOADS_DELETED.incr();
+    }
+    Ok(OK)
 }
 
-pub fn end(ctx: &Context, args: &[RedisString]) -> RedisResult {
+/// SESSIONGATE.TTL <sign_key> <token>
+pub fn ttl(ctx: &Context, args: &[RedisString]) -> Reply {
     let [_, sign_key, token] = args else {
-        return Err(RedisError::WrongArity);
+        return Err(Rejection::WrongArity);
+    };
+    let sign_key = sign_key_of(sign_key)?;
+    let token = token_of(token)?;
+    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    // Rounded as Redis' TTL rounds; -1 for a session with no expiry.
+    let seconds = session.remaining_ms().map_or(-1, |ms| (ms + 500) / 1000);
+    Ok(RedisValue::Integer(seconds))
+}
+
+/// SESSIONGATE.END <sign_key> <token>
+pub fn end(ctx: &Context, args: &[RedisString]) -> Reply {
+    let [_, sign_key, token] = args else {
+        return Err(Rejection::WrongArity);
     };
     let sign_key = sign_key_of(sign_key)?;
     let token = token_of(token)?;
     authenticate(ctx, sign_key, &token, Access::Write)?.end();
-    Ok(RedisValue::SimpleStringStatic("OK"))
+    stats::SESSIONS_ENDED.incr();
+    Ok(OK)
 }
 
 fn sign_key_of(arg: &RedisString) -> Result<&[u8], Rejection> {
@@ -156,12 +261,20 @@ fn authenticate<'c>(
 
 fn check_payload_name(arg: &RedisString) -> Result<(), Rejection> {
     let name = non_empty(arg, Rejection::EmptyPayloadName)?;
-    within(name, MAX_PAYLOAD_NAME_LEN, Rejection::PayloadNameTooLong)
+    within(
+        name,
+        config::max_payload_name_len(),
+        Rejection::PayloadNameTooLong,
+    )
 }
 
 fn check_payload_data(arg: &RedisString) -> Result<(), Rejection> {
     let data = non_empty(arg, Rejection::EmptyPayloadData)?;
-    within(data, MAX_PAYLOAD_DATA_LEN, Rejection::PayloadDataTooLong)
+    within(
+        data,
+        config::max_payload_data_len(),
+        Rejection::PayloadDataTooLong,
+    )
 }
 
 fn non_empty(arg: &RedisString, otherwise: Rejection) -> Result<&[u8], Rejection> {

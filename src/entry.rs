@@ -1,7 +1,9 @@
 //! What every command does before and around its own work: hide the sign
 //! key from SLOWLOG and MONITOR, and keep a panic from reaching Redis.
 
+use crate::commands::Reply;
 use crate::error::INTERNAL_ERROR;
+use crate::stats;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString};
 use std::panic::{self, AssertUnwindSafe};
 
@@ -13,13 +15,16 @@ const SIGN_KEY_POS: usize = 1;
 pub fn run(
     ctx: &Context,
     args: &[RedisString],
-    command: fn(&Context, &[RedisString]) -> RedisResult,
+    command: fn(&Context, &[RedisString]) -> Reply,
 ) -> RedisResult {
     redact_sign_key(ctx, args.len());
     guarded(|| {
         #[cfg(debug_assertions)]
         panic_on_test_trigger(args);
-        command(ctx, args)
+        command(ctx, args).map_err(|rejection| {
+            stats::count_rejection(rejection);
+            rejection.into()
+        })
     })
 }
 

@@ -1,14 +1,13 @@
-//! Every error a command replies with, worded exactly as the C module words
-//! it (SPEC 1.4): clients match on these strings. Redis sends them with no
-//! `ERR ` prefix.
+//! Every error a command replies with. Those of SPEC 1.4 are worded exactly
+//! as the C module words them (clients match on these strings) and sent with
+//! no `ERR ` prefix; the limits name the configured number.
 
+use crate::config;
 use redis_module::RedisError;
-
-pub const MAX_PAYLOAD_NAME_LEN: usize = 200;
-pub const MAX_PAYLOAD_DATA_LEN: usize = 8_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
+    WrongArity,
     EmptySignKey,
     InvalidTtl,
     EmptyToken,
@@ -21,35 +20,51 @@ pub enum Rejection {
     EmptyPayloadData,
     PayloadDataTooLong,
     NoPayload,
+    TooManyPayloads,
+    WrongType,
     NoServedSlot,
     NoFreeId,
 }
 
-impl Rejection {
-    pub const fn message(self) -> &'static str {
-        match self {
-            Self::EmptySignKey => "<sign_key> must have at least one character",
-            Self::InvalidTtl => "<ttl> must be a valid integer that represents seconds",
-            Self::EmptyToken => "<token> must have at least one character",
-            Self::MalformedToken => "<token> format is invalid",
-            Self::ForgedSignature => "the signature contained in <token> is invalid",
-            Self::NoSession => "the session id contained in <token> does not exist",
-            Self::StaleSignature => "the signature contained in <token> seems to be valid, but is different from the stored signature in the session",
-            Self::EmptyPayloadName => "<payload_name> must have at least one character",
-            Self::PayloadNameTooLong => "<payload_name> length exceeds the maximum value allowed of 200",
-            Self::EmptyPayloadData => "<payload_data> must have at least one character",
-            Self::PayloadDataTooLong => "<payload_data> length exceeds the maximum value allowed of 8000000",
-            Self::NoPayload => "the requested <payload_name> does not exist",
-            // Not in the C module, which knows no cluster: Redis' own style.
-            Self::NoServedSlot => "ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
-            Self::NoFreeId => "ERR no unused session id found in the slots this node serves; try again",
-        }
-    }
-}
-
 impl From<Rejection> for RedisError {
     fn from(rejection: Rejection) -> Self {
-        RedisError::Str(rejection.message())
+        use Rejection::*;
+        let fixed = match rejection {
+            WrongArity => return RedisError::WrongArity,
+            WrongType => return RedisError::WrongType,
+            PayloadNameTooLong => {
+                return RedisError::String(format!(
+                    "<payload_name> length exceeds the maximum value allowed of {}",
+                    config::max_payload_name_len()
+                ))
+            }
+            PayloadDataTooLong => {
+                return RedisError::String(format!(
+                    "<payload_data> length exceeds the maximum value allowed of {}",
+                    config::max_payload_data_len()
+                ))
+            }
+            TooManyPayloads => {
+                return RedisError::String(format!(
+                    "the session has reached the maximum number of payloads allowed of {}",
+                    config::max_payloads_per_session()
+                ))
+            }
+            EmptySignKey => "<sign_key> must have at least one character",
+            InvalidTtl => "<ttl> must be a valid integer that represents seconds",
+            EmptyToken => "<token> must have at least one character",
+            MalformedToken => "<token> format is invalid",
+            ForgedSignature => "the signature contained in <token> is invalid",
+            NoSession => "the session id contained in <token> does not exist",
+            StaleSignature => "the signature contained in <token> seems to be valid, but is different from the stored signature in the session",
+            EmptyPayloadName => "<payload_name> must have at least one character",
+            EmptyPayloadData => "<payload_data> must have at least one character",
+            NoPayload => "the requested <payload_name> does not exist",
+            // Not in the C module, which knows no cluster: Redis' own style.
+            NoServedSlot => "ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
+            NoFreeId => "ERR no unused session id found in the slots this node serves; try again",
+        };
+        RedisError::Str(fixed)
     }
 }
 

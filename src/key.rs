@@ -36,6 +36,8 @@ pub enum Kind {
     Other,
 }
 
+/// An open key. Opened for reading, a key that does not exist is a null
+/// handle, which Redis' functions do not all accept: every read below checks.
 pub struct Key {
     inner: *mut raw::RedisModuleKey,
 }
@@ -54,7 +56,10 @@ impl Key {
     }
 
     pub fn kind(&self) -> Kind {
-        // SAFETY: self.inner is an open key (a null one reads as empty).
+        if self.is_missing() {
+            return Kind::Missing;
+        }
+        // SAFETY: self.inner is an open key.
         let kind = unsafe { api!(RedisModule_KeyType)(self.inner) } as isize;
         match kind {
             raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Missing,
@@ -68,9 +73,13 @@ impl Key {
         self.kind() != Kind::Missing
     }
 
+    fn is_missing(&self) -> bool {
+        self.inner.is_null()
+    }
+
     /// The value of a string key; `None` for any other kind.
     pub fn string(&self) -> Option<&[u8]> {
-        if self.kind() != Kind::String {
+        if self.is_missing() || self.kind() != Kind::String {
             return None;
         }
         let mut len = 0;
@@ -90,6 +99,9 @@ impl Key {
 
     /// The absolute expire time in Unix milliseconds, if the key has one.
     pub fn expires_at(&self) -> Option<i64> {
+        if self.is_missing() {
+            return None;
+        }
         // SAFETY: self.inner is an open key.
         let at = unsafe { api!(RedisModule_GetAbsExpire)(self.inner) };
         (at != NO_EXPIRE).then_some(at)
@@ -105,7 +117,19 @@ impl Key {
         unsafe { api!(RedisModule_UnlinkKey)(self.inner) };
     }
 
+    /// How many fields a hash has (elements of other kinds, 0 if missing).
+    pub fn len(&self) -> usize {
+        if self.is_missing() {
+            return 0;
+        }
+        // SAFETY: self.inner is an open key.
+        unsafe { api!(RedisModule_ValueLength)(self.inner) }
+    }
+
     pub fn hash_field(&self, field: &RedisString) -> Option<RedisString> {
+        if self.is_missing() || self.kind() != Kind::Hash {
+            return None;
+        }
         let mut value: *mut raw::RedisModuleString = ptr::null_mut();
         // SAFETY: the variadic list is one (field, out-pointer) pair and a
         // NULL terminator, as RedisModule_HashGet requires.
@@ -179,6 +203,7 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_OpenKey,
         RedisModule_CloseKey,
         RedisModule_KeyType,
+        RedisModule_ValueLength,
         RedisModule_StringDMA,
         RedisModule_StringSet,
         RedisModule_GetAbsExpire,
@@ -191,5 +216,7 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_SignalModifiedKey,
         RedisModule_Replicate,
         RedisModule_SetModuleOptions,
+        RedisModule_ScanKey,
+        RedisModule_NotifyKeyspaceEvent,
     )
 }

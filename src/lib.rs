@@ -4,13 +4,18 @@
 
 mod cluster;
 mod commands;
+mod config;
 mod entry;
 mod error;
 mod key;
+mod stats;
 mod store;
 pub mod token;
 
-use redis_module::{redis_module, Context, ModuleOptions, RedisResult, RedisString, Status};
+use redis_module::{
+    redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status,
+};
+use stats::add_info;
 
 /// SESSIONGATE.START <sign_key> <ttl>
 fn start(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -42,7 +47,27 @@ fn end(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     entry::run(ctx, &args, commands::end)
 }
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+/// SESSIONGATE.TTL <sign_key> <token>
+fn ttl(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    entry::run(ctx, &args, commands::ttl)
+}
+
+/// SESSIONGATE.PGETALL <sign_key> <token>
+fn pgetall(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    entry::run(ctx, &args, commands::pgetall)
+}
+
+/// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
+fn pmget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    entry::run(ctx, &args, commands::pmget)
+}
+
+/// SESSIONGATE.PMSET <sign_key> <token> <name> <data> [<name> <data> …]
+fn pmset(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    entry::run(ctx, &args, commands::pmset)
+}
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if let Some(missing) = key::missing_api() {
         ctx.log_warning(&format!(
             "sessiongate needs Redis 6.2.2 or newer: this server lacks {missing}"
@@ -53,6 +78,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // even when a check then fails; the store signals its real writes itself.
     ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     cluster::detect_mode(ctx);
+    if let Err(problem) = config::register(ctx, args) {
+        ctx.log_warning(&format!("sessiongate cannot load: {problem}"));
+        return Status::Err;
+    }
     entry::log_panics();
     Status::Ok
 }
@@ -98,6 +127,7 @@ redis_module! {
     allocator: (allocator!(), allocator!()),
     data_types: [],
     init: init,
+    info: add_info,
     commands: [
         ["sessiongate.start", start, "write deny-oom fast", 0, 0, 0, ""],
         ["sessiongate.expire", expire, "write fast", 2, 2, 1, ""],
@@ -105,5 +135,9 @@ redis_module! {
         ["sessiongate.pget", pget, "readonly fast", 2, 2, 1, ""],
         ["sessiongate.pdel", pdel, "write fast", 2, 2, 1, ""],
         ["sessiongate.end", end, "write fast", 2, 2, 1, ""],
+        ["sessiongate.ttl", ttl, "readonly fast", 2, 2, 1, ""],
+        ["sessiongate.pgetall", pgetall, "readonly fast", 2, 2, 1, ""],
+        ["sessiongate.pmget", pmget, "readonly fast", 2, 2, 1, ""],
+        ["sessiongate.pmset", pmset, "write deny-oom", 2, 2, 1, ""],
     ],
 }

@@ -7,9 +7,10 @@
 //! or an AOF replay ends up with the master's `PEXPIRETIME`.
 
 use crate::cluster;
+use crate::error::Rejection;
 use crate::key::{api, Access, Key, Kind};
 use crate::token::{self, Signature, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
-use redis_module::{Context, RedisString, RedisValue};
+use redis_module::{Context, NotifyEvent, RedisString, RedisValue, ScanKeyCursor};
 
 const KEY_PREFIX: &[u8] = b"sg-session:";
 const SIGNATURE_SUFFIX: &[u8] = b":signature";
@@ -86,7 +87,11 @@ pub fn create(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: i64) {
     let pxat = RedisString::create_from_slice(ctx.ctx, b"PXAT");
     propagate(ctx, "SET", &[&names.signature, &signature, &pxat, &at]);
     signal_modified(ctx, &names.signature);
+    notify(ctx, "sessiongate.start", &names.signature);
 }
+
+/// One payload, copied out of the hash.
+pub type NameAndData = (Vec<u8>, Vec<u8>);
 
 /// A session whose signature key exists, opened for a command.
 pub struct Session<'c> {
@@ -114,47 +119,97 @@ impl<'c> Session<'c> {
             .is_some_and(|stored| token::signatures_equal(stored, given))
     }
 
-    pub fn payload(&self, name: &RedisString) -> Option<RedisString> {
-        let payloads = Key::open(self.ctx, &self.names.payloads, Access::Read);
+    /// Milliseconds left, or `None` for a session with no expiry (possible
+    /// only in a dataset written by other means).
+    pub fn remaining_ms(&self) -> Option<i64> {
+        let at = self.signature.expires_at()?;
+        Some(at.saturating_sub(now_ms()).max(0))
+    }
+
+    fn open_payloads(&self, access: Access) -> Result<Key, Rejection> {
+        let payloads = Key::open(self.ctx, &self.names.payloads, access);
         match payloads.kind() {
-            Kind::Hash => payloads.hash_field(name),
-            _ => None,
+            Kind::Hash | Kind::Missing => Ok(payloads),
+            _ => Err(Rejection::WrongType),
         }
     }
 
-    /// Sets one payload; the payloads key takes the signature key's expiry.
-    pub fn set_payload(&self, name: &RedisString, data: &RedisString) -> Result<(), WrongType> {
+    /// One payload per name, `None` where the session has no such payload.
+    pub fn payloads<'n>(
+        &self,
+        names: impl Iterator<Item = &'n RedisString>,
+    ) -> Result<Vec<Option<RedisString>>, Rejection> {
+        let payloads = self.open_payloads(Access::Read)?;
+        Ok(names.map(|name| payloads.hash_field(name)).collect())
+    }
+
+    /// Every payload, by name.
+    pub fn all_payloads(&self) -> Result<Vec<NameAndData>, Rejection> {
+        if self.open_payloads(Access::Read)?.kind() == Kind::Missing {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        ScanKeyCursor::new(self.ctx.open_key(&self.names.payloads)).for_each(|_, name, data| {
+            all.push((name.as_slice().to_vec(), data.as_slice().to_vec()));
+        });
+        Ok(all)
+    }
+
+    /// Sets payloads, all or none: none when they would take the session
+    /// past `max_count` payloads (0: no limit). The payloads key takes the
+    /// signature key's expiry.
+    pub fn set_payloads(
+        &self,
+        pairs: &[(&RedisString, &RedisString)],
+        max_count: usize,
+    ) -> Result<(), Rejection> {
         let ctx = self.ctx;
-        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
-        if !matches!(payloads.kind(), Kind::Hash | Kind::Missing) {
-            return Err(WrongType);
+        let payloads = self.open_payloads(Access::Write)?;
+        if max_count > 0 {
+            let mut added: Vec<&[u8]> = pairs
+                .iter()
+                .filter(|(name, _)| payloads.hash_field(name).is_none())
+                .map(|(name, _)| name.as_slice())
+                .collect();
+            added.sort_unstable();
+            added.dedup();
+            if payloads.len() + added.len() > max_count {
+                return Err(Rejection::TooManyPayloads);
+            }
         }
         let expires_at = self.signature.expires_at();
-        payloads.set_hash_field(name, data);
+        for (name, data) in pairs {
+            payloads.set_hash_field(name, data);
+        }
         payloads.set_expires_at(expires_at);
         drop(payloads);
-        propagate(ctx, "HSET", &[&self.names.payloads, name, data]);
+        let mut hset: Vec<&RedisString> = vec![&self.names.payloads];
+        hset.extend(pairs.iter().flat_map(|(name, data)| [*name, *data]));
+        propagate(ctx, "HSET", &hset);
         match expires_at {
             Some(at) => propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &millis(ctx, at)]),
             None => propagate(ctx, "PERSIST", &[&self.names.payloads]),
         }
         signal_modified(ctx, &self.names.payloads);
+        self.notify("sessiongate.pset");
         Ok(())
     }
 
-    /// Deletes one payload. `Err` when the session has no payloads at all;
-    /// a payload name that is simply absent is not an error (SPEC 1.3).
-    pub fn delete_payload(&self, name: &RedisString) -> Result<(), NoPayloads> {
-        let payloads = Key::open(self.ctx, &self.names.payloads, Access::Write);
-        if payloads.kind() != Kind::Hash {
-            return Err(NoPayloads);
+    /// Deletes one payload; true if it was there. `Err(NoPayload)` when the
+    /// session has no payloads at all (SPEC 1.3).
+    pub fn delete_payload(&self, name: &RedisString) -> Result<bool, Rejection> {
+        let payloads = self.open_payloads(Access::Write)?;
+        if payloads.kind() == Kind::Missing {
+            return Err(Rejection::NoPayload);
         }
-        if payloads.delete_hash_field(name) {
+        let deleted = payloads.delete_hash_field(name);
+        if deleted {
             drop(payloads);
             propagate(self.ctx, "HDEL", &[&self.names.payloads, name]);
             signal_modified(self.ctx, &self.names.payloads);
+            self.notify("sessiongate.pdel");
         }
-        Ok(())
+        Ok(deleted)
     }
 
     /// Moves both keys' expiry to `expires_at`. Needs `Access::Write`.
@@ -171,13 +226,13 @@ impl<'c> Session<'c> {
             propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &at]);
             signal_modified(ctx, &self.names.payloads);
         }
+        self.notify("sessiongate.expire");
     }
 
     /// Deletes both keys. Needs `Access::Write`.
     pub fn end(self) {
         let ctx = self.ctx;
         self.signature.unlink();
-        drop(self.signature);
         let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
         let had_payloads = payloads.exists();
         payloads.unlink();
@@ -193,16 +248,19 @@ impl<'c> Session<'c> {
             propagate(ctx, "UNLINK", &[&self.names.signature]);
         }
         signal_modified(ctx, &self.names.signature);
+        self.notify("sessiongate.end");
+    }
+
+    fn notify(&self, event: &str) {
+        notify(self.ctx, event, &self.names.signature);
     }
 }
 
-/// The session's payloads key holds something other than a hash.
-#[derive(Debug)]
-pub struct WrongType;
-
-/// The session has no payloads key.
-#[derive(Debug)]
-pub struct NoPayloads;
+/// A lifecycle event, as a keyspace notification of the module class on the
+/// session's signature key (`notify-keyspace-events` with `d` and `K`/`E`).
+fn notify(ctx: &Context, event: &str, signature_key: &RedisString) {
+    ctx.notify_keyspace_event(NotifyEvent::MODULE, event, signature_key);
+}
 
 fn millis(ctx: &Context, at: i64) -> RedisString {
     // SAFETY: ctx is live; the string is freed when the RedisString drops.

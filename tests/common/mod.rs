@@ -118,6 +118,18 @@ impl Server {
         }
     }
 
+    /// Starts a server that must fail to start (say, the module refuses to
+    /// load), and returns the failure with the tail of its log.
+    pub fn fails_to_start(extra: &[&str]) -> String {
+        match Self::try_start(&fresh_dir(), free_port(), extra, &[]) {
+            Ok(server) => panic!(
+                "{}",
+                server.failure("the server started, but should not have")
+            ),
+            Err(failure) => failure,
+        }
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.join("redis.sock")
     }

@@ -1,0 +1,110 @@
+//! The module's settings, as Redis module configurations: settable at load
+//! (`loadmodule <path> max-payload-data-len 1000000`) or in redis.conf
+//! (`sessiongate.max-payload-data-len 1000000`), and with
+//! `CONFIG SET/GET sessiongate.<name>`. Redis checks each value's range.
+
+use redis_module::configuration::ConfigurationFlags;
+use redis_module::configuration::{get_i64_default_config_value, register_i64_configuration};
+use redis_module::{raw, Context, RedisString};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A bulk string can be at most 512 MB (`proto-max-bulk-len`'s default).
+const MAX_LEN: i64 = 512 * 1024 * 1024;
+
+struct Setting {
+    name: &'static str,
+    value: &'static AtomicI64,
+    default: i64,
+    min: i64,
+    max: i64,
+}
+
+static MAX_PAYLOAD_NAME_LEN: AtomicI64 = AtomicI64::new(200);
+static MAX_PAYLOAD_DATA_LEN: AtomicI64 = AtomicI64::new(8_000_000);
+static MAX_PAYLOADS_PER_SESSION: AtomicI64 = AtomicI64::new(0);
+
+const SETTINGS: [Setting; 3] = [
+    Setting {
+        name: "max-payload-name-len",
+        value: &MAX_PAYLOAD_NAME_LEN,
+        default: 200,
+        min: 1,
+        max: MAX_LEN,
+    },
+    Setting {
+        name: "max-payload-data-len",
+        value: &MAX_PAYLOAD_DATA_LEN,
+        default: 8_000_000,
+        min: 1,
+        max: MAX_LEN,
+    },
+    Setting {
+        name: "max-payloads-per-session",
+        value: &MAX_PAYLOADS_PER_SESSION,
+        default: 0,
+        min: 0,
+        max: u32::MAX as i64,
+    },
+];
+
+pub fn max_payload_name_len() -> usize {
+    read(&MAX_PAYLOAD_NAME_LEN)
+}
+
+pub fn max_payload_data_len() -> usize {
+    read(&MAX_PAYLOAD_DATA_LEN)
+}
+
+/// 0 means no limit.
+pub fn max_payloads_per_session() -> usize {
+    read(&MAX_PAYLOADS_PER_SESSION)
+}
+
+fn read(value: &AtomicI64) -> usize {
+    usize::try_from(value.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+}
+
+/// Registers every setting, each starting from the value given after the
+/// module path, if any. `Err` names a value that cannot be used.
+pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    // SAFETY: reads, by value, of pointers that Redis set at load.
+    let (register_numeric, load_configs) = unsafe {
+        let register = raw::RedisModule_RegisterNumericConfig;
+        let load = raw::RedisModule_LoadConfigs;
+        (register.is_some(), load)
+    };
+    for setting in &SETTINGS {
+        let given = get_i64_default_config_value(args, setting.name, setting.default)
+            .map_err(|e| format!("{}: {e}", setting.name))?;
+        if !(setting.min..=setting.max).contains(&given) {
+            return Err(format!(
+                "{} must be between {} and {}, not {given}",
+                setting.name, setting.min, setting.max
+            ));
+        }
+        setting.value.store(given, Ordering::Relaxed);
+        if register_numeric {
+            register_i64_configuration(
+                ctx,
+                setting.name,
+                setting.value,
+                given,
+                setting.min,
+                setting.max,
+                ConfigurationFlags::DEFAULT,
+                None,
+            );
+        }
+    }
+    match load_configs {
+        // SAFETY: called once, from RedisModule_OnLoad, after registering.
+        Some(load) if unsafe { load(ctx.ctx) } == raw::REDISMODULE_ERR as i32 => {
+            Err("Redis refused the module's configuration".into())
+        }
+        Some(_) => Ok(()),
+        None => {
+            ctx.log_notice("this Redis has no module configurations (7.0+): settings come from the loadmodule arguments only");
+            Ok(())
+        }
+    }
+}
