@@ -102,6 +102,30 @@ fn start_on_each_master_mints_tokens_that_master_serves() {
             );
             let at = pexpiretime(&mut con, &signature_key_of(&token));
             assert_eq!(pexpiretime(&mut con, &payloads_key_of(&token)), at);
+            // The commands beyond the C module route the same way.
+            assert_eq!(
+                send(
+                    &mut client,
+                    &["SESSIONGATE.PMSET", KEY, &token, "a", "1", "b", "2"]
+                ),
+                Ok(Value::Okay)
+            );
+            assert_eq!(
+                send(&mut client, &["SESSIONGATE.PMGET", KEY, &token, "a", "b"]),
+                Ok(Value::Array(vec![
+                    Value::BulkString(b"1".to_vec()),
+                    Value::BulkString(b"2".to_vec())
+                ]))
+            );
+            let all = send(&mut client, &["SESSIONGATE.PGETALL", KEY, &token]);
+            assert!(
+                matches!(&all, Ok(Value::Array(items)) if items.len() == 6),
+                "{all:?}"
+            );
+            assert_eq!(
+                send(&mut client, &["SESSIONGATE.TTL", KEY, &token]),
+                Ok(Value::Int(600))
+            );
             assert_eq!(
                 send(&mut client, &["SESSIONGATE.PDEL", KEY, &token, "user"]),
                 Ok(Value::Okay)
