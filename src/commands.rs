@@ -6,7 +6,7 @@ use crate::config;
 use crate::error::Rejection;
 use crate::key::Access;
 use crate::stats;
-use crate::store::{self, Availability, Session};
+use crate::store::{self, Claim, Session};
 use crate::token::{self, Token, TOKEN_LEN};
 use redis_module::redisvalue::RedisValueKey;
 use redis_module::{Context, RedisString, RedisValue};
@@ -23,18 +23,20 @@ pub fn start(ctx: &Context, args: &[RedisString]) -> Reply {
     };
     let sign_key = sign_key_of(sign_key)?;
     let expires_at = expiry_of(ttl)?;
-    let token = mint(ctx, sign_key)?;
-    // A ttl of 0 is a session that is over before it starts: nothing to store.
-    if let Some(at) = expires_at {
-        store::create(ctx, &token, at);
-    }
+    let token = mint(ctx, sign_key, expires_at)?;
     stats::SESSIONS_STARTED.incr();
     Ok(RedisValue::StringBuffer(token.to_vec()))
 }
 
-/// A new token whose session does not exist yet. In a cluster, also one
-/// whose slot this node serves, so that the cluster routes it back here.
-fn mint(ctx: &Context, sign_key: &[u8]) -> Result<[u8; TOKEN_LEN], Rejection> {
+/// A new token, its session created to expire at `expires_at` (a ttl of 0,
+/// `None`, is a session over before it starts: nothing is stored). Ids are
+/// drawn until one is free; in a cluster, until one is free in a slot this
+/// node serves, so that the cluster routes the token back here.
+fn mint(
+    ctx: &Context,
+    sign_key: &[u8],
+    expires_at: Option<i64>,
+) -> Result<[u8; TOKEN_LEN], Rejection> {
     let now = store::now_ms();
     let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
     let mut rng = rand::rng();
@@ -44,10 +46,10 @@ fn mint(ctx: &Context, sign_key: &[u8]) -> Result<[u8; TOKEN_LEN], Rejection> {
         if !served.includes(&token) {
             continue;
         }
-        match store::availability(ctx, &token) {
-            Availability::Free => return Ok(token),
-            Availability::Taken => {}
-            Availability::NotServedHere => {
+        match store::claim(ctx, &token, expires_at) {
+            Claim::Created => return Ok(token),
+            Claim::Taken => {}
+            Claim::NotServedHere => {
                 if !served.proved_stale(ctx, &token, now) {
                     return Err(Rejection::NoServedSlot);
                 }
@@ -127,8 +129,7 @@ pub fn pget(ctx: &Context, args: &[RedisString]) -> Reply {
     let token = token_of(token)?;
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
     check_payload_name(name)?;
-    let data = session.payloads([name].into_iter())?.pop().flatten();
-    let data = data.ok_or(Rejection::NoPayload)?;
+    let data = session.payload(name)?.ok_or(Rejection::NoPayload)?;
     stats::PAYLOADS_READ.incr();
     Ok(RedisValue::BulkRedisString(data))
 }

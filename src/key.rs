@@ -212,7 +212,6 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_HashGet,
         RedisModule_HashSet,
         RedisModule_Milliseconds,
-        RedisModule_CreateStringFromLongLong,
         RedisModule_SignalModifiedKey,
         RedisModule_Replicate,
         RedisModule_SetModuleOptions,

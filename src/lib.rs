@@ -8,6 +8,7 @@ mod config;
 mod entry;
 mod error;
 mod key;
+mod signer;
 mod stats;
 mod store;
 pub mod token;

@@ -10,11 +10,35 @@ use crate::cluster;
 use crate::error::Rejection;
 use crate::key::{api, Access, Key, Kind};
 use crate::token::{self, Signature, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
-use redis_module::{Context, NotifyEvent, RedisString, RedisValue, ScanKeyCursor};
+use redis_module::{raw, Context, RedisString, RedisValue, ScanKeyCursor};
+use std::ffi::CStr;
+use std::os::raw::c_longlong;
+
+/// Propagates one effect with `RM_Replicate` and its own argument formats
+/// (`s` a Redis string, `l` an integer, `c` a C string, `v` a vector and its
+/// length), so no string is made just to be replicated.
+macro_rules! replicate {
+    ($ctx:expr, $command:literal, $format:literal $(, $arg:expr)* $(,)?) => {
+        // SAFETY: each letter of the format has its argument, of its type.
+        // It fails only for an unknown command or format; both are fixed here.
+        {
+            let _ = unsafe {
+                api!(RedisModule_Replicate)(
+                    $ctx.ctx,
+                    concat!($command, "\0").as_ptr().cast(),
+                    concat!($format, "\0").as_ptr().cast(),
+                    $($arg),*
+                )
+            };
+        }
+    };
+}
 
 const KEY_PREFIX: &[u8] = b"sg-session:";
 const SIGNATURE_SUFFIX: &[u8] = b":signature";
 const PAYLOADS_SUFFIX: &[u8] = b":payloads";
+/// The longest name: a cluster's, with the whole token and `:signature`.
+const MAX_KEY_NAME: usize = KEY_PREFIX.len() + 1 + TOKEN_LEN + 1 + SIGNATURE_SUFFIX.len();
 
 /// Unix time in milliseconds, as Redis' own clock reads it.
 pub fn now_ms() -> i64 {
@@ -26,12 +50,19 @@ pub fn now_ms() -> i64 {
 /// `sg-session:<id>:…`, so its datasets keep working; a cluster names keys
 /// `sg-session:{<token>}:…`, so both of a session's keys hash to the slot of
 /// the token, the key that every command declares.
-pub fn key_name(token: &[u8; TOKEN_LEN], suffix: &[u8]) -> Vec<u8> {
-    if cluster::enabled() {
-        [KEY_PREFIX, b"{", token, b"}", suffix].concat()
+fn key_name(ctx: &Context, token: &[u8; TOKEN_LEN], suffix: &[u8]) -> RedisString {
+    let parts: [&[u8]; 5] = if cluster::enabled() {
+        [KEY_PREFIX, b"{", token, b"}", suffix]
     } else {
-        [KEY_PREFIX, &token[ID_RANGE], suffix].concat()
+        [KEY_PREFIX, &token[ID_RANGE], b"", b"", suffix]
+    };
+    let mut name = [0; MAX_KEY_NAME];
+    let mut len = 0;
+    for part in parts {
+        name[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
     }
+    RedisString::create_from_slice(ctx.ctx, &name[..len])
 }
 
 struct KeyNames {
@@ -41,53 +72,55 @@ struct KeyNames {
 
 impl KeyNames {
     fn of(ctx: &Context, token: &[u8; TOKEN_LEN]) -> Self {
-        let name = |suffix| RedisString::create_from_slice(ctx.ctx, &key_name(token, suffix));
         KeyNames {
-            signature: name(SIGNATURE_SUFFIX),
-            payloads: name(PAYLOADS_SUFFIX),
+            signature: key_name(ctx, token, SIGNATURE_SUFFIX),
+            payloads: key_name(ctx, token, PAYLOADS_SUFFIX),
         }
     }
 }
 
-/// Whether START may use a freshly minted token.
-pub enum Availability {
-    Free,
+/// What START's attempt to claim a freshly minted token came to.
+pub enum Claim {
+    /// The session now exists (or, for a ttl of 0, could have).
+    Created,
+    /// A session with this id exists already.
     Taken,
     /// In a cluster: this node does not serve the token's slot (any more).
     NotServedHere,
 }
 
-pub fn availability(ctx: &Context, token: &[u8; TOKEN_LEN]) -> Availability {
-    let names = KeyNames::of(ctx, token);
-    if cluster::enabled() {
-        // In a cluster, RM_Call refuses a key that this node does not serve
-        // (it returns NULL, which the SDK hands back as a non-integer).
-        return match ctx.call("EXISTS", &[&names.signature]) {
-            Ok(RedisValue::Integer(0)) => Availability::Free,
-            Ok(RedisValue::Integer(_)) => Availability::Taken,
-            _ => Availability::NotServedHere,
-        };
+/// Creates the session of a new token if its id is free, to expire at
+/// `expires_at`; `None` (a ttl of 0) only checks that the id is free.
+pub fn claim(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: Option<i64>) -> Claim {
+    let name = key_name(ctx, token, SIGNATURE_SUFFIX);
+    // In a cluster, RM_Call refuses a key that this node does not serve (it
+    // returns NULL, which the SDK hands back as a non-integer).
+    if cluster::enabled() && !matches!(ctx.call("EXISTS", &[&name]), Ok(RedisValue::Integer(_))) {
+        return Claim::NotServedHere;
     }
-    if Key::open(ctx, &names.signature, Access::Read).exists() {
-        Availability::Taken
-    } else {
-        Availability::Free
+    let key = Key::open(ctx, &name, Access::Write);
+    if key.exists() {
+        return Claim::Taken;
     }
-}
-
-/// Stores a new session's signature, to expire at `expires_at`.
-pub fn create(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: i64) {
-    let names = KeyNames::of(ctx, token);
+    let Some(expires_at) = expires_at else {
+        return Claim::Created;
+    };
     let signature = RedisString::create_from_slice(ctx.ctx, &token[SIGNATURE_RANGE]);
-    let key = Key::open(ctx, &names.signature, Access::Write);
     key.set_string(&signature);
     key.set_expires_at(Some(expires_at));
     drop(key);
-    let at = millis(ctx, expires_at);
-    let pxat = RedisString::create_from_slice(ctx.ctx, b"PXAT");
-    propagate(ctx, "SET", &[&names.signature, &signature, &pxat, &at]);
-    signal_modified(ctx, &names.signature);
-    notify(ctx, "sessiongate.start", &names.signature);
+    replicate!(
+        ctx,
+        "SET",
+        "sscl",
+        name.inner,
+        signature.inner,
+        c"PXAT".as_ptr(),
+        expires_at as c_longlong
+    );
+    signal_modified(ctx, &name);
+    notify(ctx, c"sessiongate.start", &name);
+    Claim::Created
 }
 
 /// One payload, copied out of the hash.
@@ -132,6 +165,11 @@ impl<'c> Session<'c> {
             Kind::Hash | Kind::Missing => Ok(payloads),
             _ => Err(Rejection::WrongType),
         }
+    }
+
+    /// One payload, `None` where the session has no such payload.
+    pub fn payload(&self, name: &RedisString) -> Result<Option<RedisString>, Rejection> {
+        Ok(self.open_payloads(Access::Read)?.hash_field(name))
     }
 
     /// One payload per name, `None` where the session has no such payload.
@@ -183,15 +221,29 @@ impl<'c> Session<'c> {
         }
         payloads.set_expires_at(expires_at);
         drop(payloads);
-        let mut hset: Vec<&RedisString> = vec![&self.names.payloads];
-        hset.extend(pairs.iter().flat_map(|(name, data)| [*name, *data]));
-        propagate(ctx, "HSET", &hset);
+        let payloads_key = self.names.payloads.inner;
+        if let [(name, data)] = pairs {
+            replicate!(ctx, "HSET", "sss", payloads_key, name.inner, data.inner);
+        } else {
+            let mut fields: Vec<*mut raw::RedisModuleString> = pairs
+                .iter()
+                .flat_map(|(name, data)| [name.inner, data.inner])
+                .collect();
+            replicate!(
+                ctx,
+                "HSET",
+                "sv",
+                payloads_key,
+                fields.as_mut_ptr(),
+                fields.len()
+            );
+        }
         match expires_at {
-            Some(at) => propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &millis(ctx, at)]),
-            None => propagate(ctx, "PERSIST", &[&self.names.payloads]),
+            Some(at) => replicate!(ctx, "PEXPIREAT", "sl", payloads_key, at as c_longlong),
+            None => replicate!(ctx, "PERSIST", "s", payloads_key),
         }
         signal_modified(ctx, &self.names.payloads);
-        self.notify("sessiongate.pset");
+        self.notify(c"sessiongate.pset");
         Ok(())
     }
 
@@ -205,9 +257,15 @@ impl<'c> Session<'c> {
         let deleted = payloads.delete_hash_field(name);
         if deleted {
             drop(payloads);
-            propagate(self.ctx, "HDEL", &[&self.names.payloads, name]);
+            replicate!(
+                self.ctx,
+                "HDEL",
+                "ss",
+                self.names.payloads.inner,
+                name.inner
+            );
             signal_modified(self.ctx, &self.names.payloads);
-            self.notify("sessiongate.pdel");
+            self.notify(c"sessiongate.pdel");
         }
         Ok(deleted)
     }
@@ -215,18 +273,18 @@ impl<'c> Session<'c> {
     /// Moves both keys' expiry to `expires_at`. Needs `Access::Write`.
     pub fn expire_at(&self, expires_at: i64) {
         let ctx = self.ctx;
-        let at = millis(ctx, expires_at);
+        let at = expires_at as c_longlong;
         self.signature.set_expires_at(Some(expires_at));
-        propagate(ctx, "PEXPIREAT", &[&self.names.signature, &at]);
+        replicate!(ctx, "PEXPIREAT", "sl", self.names.signature.inner, at);
         signal_modified(ctx, &self.names.signature);
         let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
         if payloads.exists() {
             payloads.set_expires_at(Some(expires_at));
             drop(payloads);
-            propagate(ctx, "PEXPIREAT", &[&self.names.payloads, &at]);
+            replicate!(ctx, "PEXPIREAT", "sl", self.names.payloads.inner, at);
             signal_modified(ctx, &self.names.payloads);
         }
-        self.notify("sessiongate.expire");
+        self.notify(c"sessiongate.expire");
     }
 
     /// Deletes both keys. Needs `Access::Write`.
@@ -237,39 +295,34 @@ impl<'c> Session<'c> {
         let had_payloads = payloads.exists();
         payloads.unlink();
         drop(payloads);
+        let (signature_key, payloads_key) = (self.names.signature.inner, self.names.payloads.inner);
         if had_payloads {
-            propagate(
-                ctx,
-                "UNLINK",
-                &[&self.names.signature, &self.names.payloads],
-            );
+            replicate!(ctx, "UNLINK", "ss", signature_key, payloads_key);
             signal_modified(ctx, &self.names.payloads);
         } else {
-            propagate(ctx, "UNLINK", &[&self.names.signature]);
+            replicate!(ctx, "UNLINK", "s", signature_key);
         }
         signal_modified(ctx, &self.names.signature);
-        self.notify("sessiongate.end");
+        self.notify(c"sessiongate.end");
     }
 
-    fn notify(&self, event: &str) {
+    fn notify(&self, event: &CStr) {
         notify(self.ctx, event, &self.names.signature);
     }
 }
 
 /// A lifecycle event, as a keyspace notification of the module class on the
 /// session's signature key (`notify-keyspace-events` with `d` and `K`/`E`).
-fn notify(ctx: &Context, event: &str, signature_key: &RedisString) {
-    ctx.notify_keyspace_event(NotifyEvent::MODULE, event, signature_key);
-}
-
-fn millis(ctx: &Context, at: i64) -> RedisString {
-    // SAFETY: ctx is live; the string is freed when the RedisString drops.
-    let inner = unsafe { api!(RedisModule_CreateStringFromLongLong)(ctx.ctx, at) };
-    RedisString::from_redis_module_string(ctx.ctx, inner)
-}
-
-fn propagate(ctx: &Context, command: &str, args: &[&RedisString]) {
-    ctx.replicate(command, args);
+fn notify(ctx: &Context, event: &CStr, signature_key: &RedisString) {
+    // SAFETY: ctx, event and key are live for the call.
+    unsafe {
+        api!(RedisModule_NotifyKeyspaceEvent)(
+            ctx.ctx,
+            raw::REDISMODULE_NOTIFY_MODULE as i32,
+            event.as_ptr(),
+            signature_key.inner,
+        )
+    };
 }
 
 /// The module turns off Redis' implicit signal on every key opened for

@@ -2,12 +2,11 @@
 //! verifying. Pure code with no Redis types, so it is unit-tested without a
 //! server and benchmarked on its own.
 
-use hmac::{Hmac, KeyInit, Mac};
+use crate::signer;
+use hmac::Mac;
 use rand::distr::{Alphanumeric, Distribution};
 use rand::Rng;
-use sha2::Sha256;
 use std::ops::Range;
-use subtle::ConstantTimeEq;
 
 pub const ID_LEN: usize = 16;
 pub const SIGNATURE_LEN: usize = 64;
@@ -39,11 +38,9 @@ impl<'a> Token<'a> {
         let (dot, signature) = rest.split_first_chunk::<1>()?;
         let signature: &Signature = signature.try_into().ok()?;
         let well_formed = prefix == PREFIX
-            && id.iter().all(u8::is_ascii_alphanumeric)
+            && id.iter().all(|&b| ID_CHAR[usize::from(b)])
             && dot == b"."
-            && signature
-                .iter()
-                .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && signature.iter().all(|&b| HEX_CHAR[usize::from(b)]);
         well_formed.then_some(Token {
             bytes,
             id,
@@ -58,16 +55,34 @@ impl<'a> Token<'a> {
     }
 }
 
+/// Which bytes may appear in an id (`[A-Za-z0-9]`) and in a signature
+/// (`[0-9a-f]`), one table look-up per byte.
+const ID_CHAR: [bool; 256] = byte_table(false);
+const HEX_CHAR: [bool; 256] = byte_table(true);
+
+const fn byte_table(lowercase_hex: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if lowercase_hex {
+            matches!(b, b'0'..=b'9' | b'a'..=b'f')
+        } else {
+            b.is_ascii_alphanumeric()
+        };
+        byte += 1;
+    }
+    table
+}
+
 /// Constant-time equality of two signatures.
 pub fn signatures_equal(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
+    signer::constant_time_eq(a, b)
 }
 
 /// HMAC-SHA256 of `id` with `sign_key`, as 64 lowercase hex characters.
 pub fn sign(sign_key: &[u8], id: &[u8]) -> Signature {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(sign_key) else {
-        unreachable!("HMAC accepts keys of any length")
-    };
+    let mut mac = signer::keyed(sign_key);
     mac.update(id);
     to_hex(&mac.finalize().into_bytes().into())
 }

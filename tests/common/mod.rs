@@ -41,10 +41,19 @@ impl Server {
 
     /// A server in `dir` whose process also gets the `env` variables.
     pub fn start_with_env(dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(dir, &module_path(), extra, env)
+    }
+
+    /// A server with another module than this project's (benchmarks).
+    pub fn start_with_module(module: &Path, extra: &[&str]) -> Self {
+        Self::launch(fresh_dir(), module, extra, &[])
+    }
+
+    fn launch(dir: PathBuf, module: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         // A port found free can be taken before redis binds it: try again.
         let mut last_failure = String::new();
         for _ in 0..5 {
-            match Self::try_start(&dir, free_port(), extra, env) {
+            match Self::try_start(&dir, free_port(), module, extra, env) {
                 Ok(server) => return server,
                 Err(failure) if failure.contains("Address already in use") => {
                     last_failure = failure
@@ -58,10 +67,10 @@ impl Server {
     fn try_start(
         dir: &Path,
         port: u16,
+        module: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let module = module_path();
         let socket = dir.join("redis.sock");
         let _ = std::fs::remove_file(&socket);
         let mut args: Vec<String> = vec![
@@ -121,7 +130,7 @@ impl Server {
     /// Starts a server that must fail to start (say, the module refuses to
     /// load), and returns the failure with the tail of its log.
     pub fn fails_to_start(extra: &[&str]) -> String {
-        match Self::try_start(&fresh_dir(), free_port(), extra, &[]) {
+        match Self::try_start(&fresh_dir(), free_port(), &module_path(), extra, &[]) {
             Ok(server) => panic!(
                 "{}",
                 server.failure("the server started, but should not have")
