@@ -6,7 +6,8 @@
 //!
 //! Environment: `OTHER=<path.so>` runs another sessiongate module (the C
 //! one, say) in a second server, alternating with ours; `BENCH_REPS` sets the
-//! repetitions (median taken), 5 by default.
+//! repetitions (median taken), 5 by default; `BENCH_ONLY=PGET` measures only
+//! the pairs whose label contains it (and skips memory).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code)]
@@ -327,23 +328,26 @@ fn main() {
         .unwrap_or_default();
     println!("sessiongate bench: Redis {version}, {cpu}, {CLIENTS} clients, unix socket, {reps} rounds (medians)\n");
 
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut csv = String::from("pair,pipeline,side,rps,usec_per_call\n");
     let mut table = Vec::new();
     // Sides: each target's module command, then the native command (on ours).
     let sides = targets.len() + 1;
     for pipeline in PIPELINES {
-        for pair in &PAIRS {
+        for pair in PAIRS.iter().filter(|p| p.label.contains(&only)) {
             let figures = measure(reps, sides, |side| match targets.get(side) {
                 Some(target) => target.benchmark(&(pair.module)(&target.session), pipeline),
                 None => targets[0].benchmark(&(pair.native)(&targets[0].session), pipeline),
             });
             table.push((pair.label, pipeline, figures));
         }
-        let figures = measure(reps, sides, |side| match targets.get(side) {
-            Some(target) => target.delete_many(true, pipeline),
-            None => targets[0].delete_many(false, pipeline),
-        });
-        table.push(("END / DEL", pipeline, figures));
+        if "END / DEL".contains(&only) {
+            let figures = measure(reps, sides, |side| match targets.get(side) {
+                Some(target) => target.delete_many(true, pipeline),
+                None => targets[0].delete_many(false, pipeline),
+            });
+            table.push(("END / DEL", pipeline, figures));
+        }
     }
 
     let mut out = String::new();
@@ -399,6 +403,10 @@ fn main() {
         }
     }
 
+    if !only.is_empty() {
+        print!("{out}");
+        return;
+    }
     let ours_bytes = bytes_per_session(None, false);
     let native_bytes = bytes_per_session(None, true);
     let _ = writeln!(

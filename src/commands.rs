@@ -1,6 +1,7 @@
 //! The commands: parse, verify, store, reply. Each check is one named step,
 //! called in the order SPEC 1.4 fixes, so the first failure is the reply.
 
+use crate::arg::Arg;
 use crate::cluster::Served;
 use crate::config;
 use crate::error::Rejection;
@@ -9,7 +10,7 @@ use crate::stats;
 use crate::store::{self, Claim, Session};
 use crate::token::{self, Token, TOKEN_LEN};
 use redis_module::redisvalue::RedisValueKey;
-use redis_module::{Context, RedisString, RedisValue};
+use redis_module::{Context, RedisValue};
 use std::collections::BTreeMap;
 
 pub type Reply = Result<RedisValue, Rejection>;
@@ -17,7 +18,7 @@ pub type Reply = Result<RedisValue, Rejection>;
 const OK: RedisValue = RedisValue::SimpleStringStatic("OK");
 
 /// SESSIONGATE.START <sign_key> <ttl>
-pub fn start(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, ttl] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -60,7 +61,7 @@ fn mint(
 }
 
 /// SESSIONGATE.EXPIRE <sign_key> <token> <ttl>
-pub fn expire(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, ttl] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -79,7 +80,7 @@ pub fn expire(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.PSET <sign_key> <token> <payload_name> <payload_data>
-pub fn pset(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pset(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, name, data] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -87,14 +88,14 @@ pub fn pset(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.PMSET <sign_key> <token> <name> <data> [<name> <data> …]
-pub fn pmset(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pmset(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, rest @ ..] = args else {
         return Err(Rejection::WrongArity);
     };
     if rest.is_empty() || rest.len() % 2 != 0 {
         return Err(Rejection::WrongArity);
     }
-    let pairs: Vec<(&RedisString, &RedisString)> = rest
+    let pairs: Vec<(&Arg, &Arg)> = rest
         .chunks_exact(2)
         .map(|pair| (&pair[0], &pair[1]))
         .collect();
@@ -102,12 +103,7 @@ pub fn pmset(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// PSET and PMSET: every name and data is checked before anything is written.
-fn set_payloads(
-    ctx: &Context,
-    sign_key: &RedisString,
-    token: &RedisString,
-    pairs: &[(&RedisString, &RedisString)],
-) -> Reply {
+fn set_payloads(ctx: &Context, sign_key: &Arg, token: &Arg, pairs: &[(&Arg, &Arg)]) -> Reply {
     let sign_key = sign_key_of(sign_key)?;
     let token = token_of(token)?;
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
@@ -121,7 +117,7 @@ fn set_payloads(
 }
 
 /// SESSIONGATE.PGET <sign_key> <token> <payload_name>
-pub fn pget(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pget(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -135,7 +131,7 @@ pub fn pget(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
-pub fn pmget(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pmget(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, names @ ..] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -157,7 +153,7 @@ pub fn pmget(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.PGETALL <sign_key> <token>
-pub fn pgetall(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pgetall(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -180,7 +176,7 @@ pub fn pgetall(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.PDEL <sign_key> <token> <payload_name>
-pub fn pdel(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn pdel(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -195,7 +191,7 @@ pub fn pdel(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.TTL <sign_key> <token>
-pub fn ttl(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn ttl(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -208,7 +204,7 @@ pub fn ttl(ctx: &Context, args: &[RedisString]) -> Reply {
 }
 
 /// SESSIONGATE.END <sign_key> <token>
-pub fn end(ctx: &Context, args: &[RedisString]) -> Reply {
+pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
@@ -219,18 +215,18 @@ pub fn end(ctx: &Context, args: &[RedisString]) -> Reply {
     Ok(OK)
 }
 
-fn sign_key_of(arg: &RedisString) -> Result<&[u8], Rejection> {
+fn sign_key_of(arg: &Arg) -> Result<&[u8], Rejection> {
     non_empty(arg, Rejection::EmptySignKey)
 }
 
-fn token_of(arg: &RedisString) -> Result<Token<'_>, Rejection> {
+fn token_of(arg: &Arg) -> Result<Token<'_>, Rejection> {
     Token::parse(non_empty(arg, Rejection::EmptyToken)?).ok_or(Rejection::MalformedToken)
 }
 
 /// When a session of `<ttl>` seconds from now ends, in Unix milliseconds;
 /// `None` for a ttl of 0, which ends the session at once.
-fn expiry_of(arg: &RedisString) -> Result<Option<i64>, Rejection> {
-    let ttl = arg.parse_integer().map_err(|_| Rejection::InvalidTtl)?;
+fn expiry_of(arg: &Arg) -> Result<Option<i64>, Rejection> {
+    let ttl = arg.parse_integer().ok_or(Rejection::InvalidTtl)?;
     if ttl == 0 {
         return Ok(None);
     }
@@ -260,7 +256,7 @@ fn authenticate<'c>(
     Ok(session)
 }
 
-fn check_payload_name(arg: &RedisString) -> Result<(), Rejection> {
+fn check_payload_name(arg: &Arg) -> Result<(), Rejection> {
     let name = non_empty(arg, Rejection::EmptyPayloadName)?;
     within(
         name,
@@ -269,7 +265,7 @@ fn check_payload_name(arg: &RedisString) -> Result<(), Rejection> {
     )
 }
 
-fn check_payload_data(arg: &RedisString) -> Result<(), Rejection> {
+fn check_payload_data(arg: &Arg) -> Result<(), Rejection> {
     let data = non_empty(arg, Rejection::EmptyPayloadData)?;
     within(
         data,
@@ -278,7 +274,7 @@ fn check_payload_data(arg: &RedisString) -> Result<(), Rejection> {
     )
 }
 
-fn non_empty(arg: &RedisString, otherwise: Rejection) -> Result<&[u8], Rejection> {
+fn non_empty(arg: &Arg, otherwise: Rejection) -> Result<&[u8], Rejection> {
     let bytes = arg.as_slice();
     if bytes.is_empty() {
         Err(otherwise)

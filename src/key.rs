@@ -2,6 +2,7 @@
 //! way in, binary-safe, and silent (it neither propagates nor signals; the
 //! store does both for the writes it makes).
 
+use crate::arg::ModuleString;
 use redis_module::{raw, Context, RedisString};
 use std::os::raw::c_int;
 use std::ptr;
@@ -126,7 +127,7 @@ impl Key {
         unsafe { api!(RedisModule_ValueLength)(self.inner) }
     }
 
-    pub fn hash_field(&self, field: &RedisString) -> Option<RedisString> {
+    pub fn hash_field(&self, field: &impl ModuleString) -> Option<RedisString> {
         if self.is_missing() || self.kind() != Kind::Hash {
             return None;
         }
@@ -137,7 +138,7 @@ impl Key {
             api!(RedisModule_HashGet)(
                 self.inner,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                field.inner,
+                field.ptr(),
                 &mut value as *mut *mut raw::RedisModuleString,
                 ptr::null_mut::<raw::RedisModuleString>(),
             )
@@ -146,14 +147,14 @@ impl Key {
         (!value.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), value))
     }
 
-    pub fn set_hash_field(&self, field: &RedisString, value: &RedisString) {
+    pub fn set_hash_field(&self, field: &impl ModuleString, value: &impl ModuleString) {
         // SAFETY: one (field, value) pair and a NULL terminator.
         unsafe {
             api!(RedisModule_HashSet)(
                 self.inner,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                field.inner,
-                value.inner,
+                field.ptr(),
+                value.ptr(),
                 ptr::null_mut::<raw::RedisModuleString>(),
             )
         };
@@ -161,13 +162,13 @@ impl Key {
 
     /// Deletes one field; true if it was there. Redis removes the key when
     /// its last field goes.
-    pub fn delete_hash_field(&self, field: &RedisString) -> bool {
+    pub fn delete_hash_field(&self, field: &impl ModuleString) -> bool {
         // SAFETY: one (field, REDISMODULE_HASH_DELETE) pair and a NULL terminator.
         let deleted = unsafe {
             api!(RedisModule_HashSet)(
                 self.inner,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                field.inner,
+                field.ptr(),
                 hash_delete_marker(),
                 ptr::null_mut::<raw::RedisModuleString>(),
             )
@@ -216,6 +217,9 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_Replicate,
         RedisModule_SetModuleOptions,
         RedisModule_ScanKey,
+        RedisModule_StringPtrLen,
+        RedisModule_StringToLongLong,
+        RedisModule_CreateCommand,
         RedisModule_NotifyKeyspaceEvent,
     )
 }

@@ -2,6 +2,7 @@
 //! under native TTLs. This file holds the module table and one line per
 //! command; the logic lives in the modules below.
 
+mod arg;
 mod cluster;
 mod commands;
 mod config;
@@ -13,59 +14,95 @@ mod stats;
 mod store;
 pub mod token;
 
+use entry::Command;
+use redis_module::raw::{RedisModuleCtx as Ctx, RedisModuleString as Str};
 use redis_module::{
     redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status,
 };
 use stats::add_info;
+use std::ffi::CStr;
+use std::os::raw::c_int;
 
 /// SESSIONGATE.START <sign_key> <ttl>
-fn start(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::start)
+extern "C" fn start(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::start)
 }
 
 /// SESSIONGATE.EXPIRE <sign_key> <token> <ttl>
-fn expire(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::expire)
+extern "C" fn expire(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::expire)
 }
 
 /// SESSIONGATE.PSET <sign_key> <token> <payload_name> <payload_data>
-fn pset(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pset)
+extern "C" fn pset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pset)
 }
 
 /// SESSIONGATE.PGET <sign_key> <token> <payload_name>
-fn pget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pget)
+extern "C" fn pget(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pget)
 }
 
 /// SESSIONGATE.PDEL <sign_key> <token> <payload_name>
-fn pdel(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pdel)
+extern "C" fn pdel(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pdel)
 }
 
 /// SESSIONGATE.END <sign_key> <token>
-fn end(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::end)
+extern "C" fn end(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::end)
 }
 
 /// SESSIONGATE.TTL <sign_key> <token>
-fn ttl(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::ttl)
+extern "C" fn ttl(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::ttl)
 }
 
 /// SESSIONGATE.PGETALL <sign_key> <token>
-fn pgetall(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pgetall)
+extern "C" fn pgetall(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pgetall)
 }
 
 /// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
-fn pmget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pmget)
+extern "C" fn pmget(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pmget)
 }
 
 /// SESSIONGATE.PMSET <sign_key> <token> <name> <data> [<name> <data> …]
-fn pmset(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    entry::run(ctx, &args, commands::pmset)
+extern "C" fn pmset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, commands::pmset)
+}
+
+// Key positions: the token (argument 2) is each session command's one key,
+// so Redis Cluster routes by it (SPEC Part 4); START has none. No ACL
+// categories, so that the module loads on Redis 7.0.
+const COMMANDS: [Command; 10] = [
+    command(c"sessiongate.start", start, c"write deny-oom fast", KEYLESS),
+    command(c"sessiongate.expire", expire, c"write fast", TOKEN),
+    command(c"sessiongate.pset", pset, c"write deny-oom fast", TOKEN),
+    command(c"sessiongate.pget", pget, c"readonly fast", TOKEN),
+    command(c"sessiongate.pdel", pdel, c"write fast", TOKEN),
+    command(c"sessiongate.end", end, c"write fast", TOKEN),
+    command(c"sessiongate.ttl", ttl, c"readonly fast", TOKEN),
+    command(c"sessiongate.pgetall", pgetall, c"readonly fast", TOKEN),
+    command(c"sessiongate.pmget", pmget, c"readonly fast", TOKEN),
+    command(c"sessiongate.pmset", pmset, c"write deny-oom", TOKEN),
+];
+const TOKEN: (c_int, c_int, c_int) = (2, 2, 1);
+const KEYLESS: (c_int, c_int, c_int) = (0, 0, 0);
+
+const fn command(
+    name: &'static CStr,
+    callback: entry::Callback,
+    flags: &'static CStr,
+    keys: (c_int, c_int, c_int),
+) -> Command {
+    Command {
+        name,
+        callback,
+        flags,
+        keys,
+    }
 }
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
@@ -79,6 +116,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     // even when a check then fails; the store signals its real writes itself.
     ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     cluster::detect_mode(ctx);
+    if entry::register(ctx, &COMMANDS) == Status::Err {
+        return Status::Err;
+    }
     if let Err(problem) = config::register(ctx, args) {
         ctx.log_warning(&format!("sessiongate cannot load: {problem}"));
         return Status::Err;
@@ -105,23 +145,23 @@ const fn module_version() -> i32 {
         + number(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
-// Redis' allocator exists only inside Redis: unit tests use the system one.
-#[cfg(not(test))]
+// Redis' allocator exists only inside Redis: unit tests and the token
+// benchmarks use the system one.
+#[cfg(not(any(test, feature = "system-alloc")))]
 macro_rules! allocator {
     () => {
         redis_module::alloc::RedisAlloc
     };
 }
-#[cfg(test)]
+#[cfg(any(test, feature = "system-alloc"))]
 macro_rules! allocator {
     () => {
         std::alloc::System
     };
 }
 
-// Registered with the command table rather than `#[command]` so that the
-// module loads on Redis 7.0. Key positions: the token (argument 2) is each
-// session command's one key, so Redis Cluster routes by it (SPEC Part 4).
+// The commands are registered by `init` from COMMANDS above (see
+// entry::register for why not with this macro's table).
 redis_module! {
     name: "sessiongate",
     version: module_version(),
@@ -129,16 +169,4 @@ redis_module! {
     data_types: [],
     init: init,
     info: add_info,
-    commands: [
-        ["sessiongate.start", start, "write deny-oom fast", 0, 0, 0, ""],
-        ["sessiongate.expire", expire, "write fast", 2, 2, 1, ""],
-        ["sessiongate.pset", pset, "write deny-oom fast", 2, 2, 1, ""],
-        ["sessiongate.pget", pget, "readonly fast", 2, 2, 1, ""],
-        ["sessiongate.pdel", pdel, "write fast", 2, 2, 1, ""],
-        ["sessiongate.end", end, "write fast", 2, 2, 1, ""],
-        ["sessiongate.ttl", ttl, "readonly fast", 2, 2, 1, ""],
-        ["sessiongate.pgetall", pgetall, "readonly fast", 2, 2, 1, ""],
-        ["sessiongate.pmget", pmget, "readonly fast", 2, 2, 1, ""],
-        ["sessiongate.pmset", pmset, "write deny-oom", 2, 2, 1, ""],
-    ],
 }

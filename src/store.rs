@@ -6,6 +6,7 @@
 //! sign key into the AOF. Expiries travel as absolute times so that a replica
 //! or an AOF replay ends up with the master's `PEXPIRETIME`.
 
+use crate::arg::{Arg, ModuleString};
 use crate::cluster;
 use crate::error::Rejection;
 use crate::key::{api, Access, Key, Kind};
@@ -168,14 +169,14 @@ impl<'c> Session<'c> {
     }
 
     /// One payload, `None` where the session has no such payload.
-    pub fn payload(&self, name: &RedisString) -> Result<Option<RedisString>, Rejection> {
+    pub fn payload(&self, name: &Arg) -> Result<Option<RedisString>, Rejection> {
         Ok(self.open_payloads(Access::Read)?.hash_field(name))
     }
 
     /// One payload per name, `None` where the session has no such payload.
     pub fn payloads<'n>(
         &self,
-        names: impl Iterator<Item = &'n RedisString>,
+        names: impl Iterator<Item = &'n Arg>,
     ) -> Result<Vec<Option<RedisString>>, Rejection> {
         let payloads = self.open_payloads(Access::Read)?;
         Ok(names.map(|name| payloads.hash_field(name)).collect())
@@ -196,11 +197,7 @@ impl<'c> Session<'c> {
     /// Sets payloads, all or none: none when they would take the session
     /// past `max_count` payloads (0: no limit). The payloads key takes the
     /// signature key's expiry.
-    pub fn set_payloads(
-        &self,
-        pairs: &[(&RedisString, &RedisString)],
-        max_count: usize,
-    ) -> Result<(), Rejection> {
+    pub fn set_payloads(&self, pairs: &[(&Arg, &Arg)], max_count: usize) -> Result<(), Rejection> {
         let ctx = self.ctx;
         let payloads = self.open_payloads(Access::Write)?;
         if max_count > 0 {
@@ -216,18 +213,23 @@ impl<'c> Session<'c> {
             }
         }
         let expires_at = self.signature.expires_at();
+        // Usually the payloads key already expires with the session: then
+        // only the fields change, and only they are propagated.
+        let expiry_set = payloads.exists() && payloads.expires_at() == expires_at;
         for (name, data) in pairs {
             payloads.set_hash_field(name, data);
         }
-        payloads.set_expires_at(expires_at);
+        if !expiry_set {
+            payloads.set_expires_at(expires_at);
+        }
         drop(payloads);
         let payloads_key = self.names.payloads.inner;
         if let [(name, data)] = pairs {
-            replicate!(ctx, "HSET", "sss", payloads_key, name.inner, data.inner);
+            replicate!(ctx, "HSET", "sss", payloads_key, name.ptr(), data.ptr());
         } else {
             let mut fields: Vec<*mut raw::RedisModuleString> = pairs
                 .iter()
-                .flat_map(|(name, data)| [name.inner, data.inner])
+                .flat_map(|(name, data)| [name.ptr(), data.ptr()])
                 .collect();
             replicate!(
                 ctx,
@@ -239,6 +241,7 @@ impl<'c> Session<'c> {
             );
         }
         match expires_at {
+            _ if expiry_set => {}
             Some(at) => replicate!(ctx, "PEXPIREAT", "sl", payloads_key, at as c_longlong),
             None => replicate!(ctx, "PERSIST", "s", payloads_key),
         }
@@ -249,7 +252,7 @@ impl<'c> Session<'c> {
 
     /// Deletes one payload; true if it was there. `Err(NoPayload)` when the
     /// session has no payloads at all (SPEC 1.3).
-    pub fn delete_payload(&self, name: &RedisString) -> Result<bool, Rejection> {
+    pub fn delete_payload(&self, name: &Arg) -> Result<bool, Rejection> {
         let payloads = self.open_payloads(Access::Write)?;
         if payloads.kind() == Kind::Missing {
             return Err(Rejection::NoPayload);
@@ -262,7 +265,7 @@ impl<'c> Session<'c> {
                 "HDEL",
                 "ss",
                 self.names.payloads.inner,
-                name.inner
+                name.ptr()
             );
             signal_modified(self.ctx, &self.names.payloads);
             self.notify(c"sessiongate.pdel");
