@@ -208,7 +208,7 @@ impl<'c> Session<'c> {
                 .collect();
             added.sort_unstable();
             added.dedup();
-            if payloads.len() + added.len() > max_count {
+            if !added.is_empty() && payloads.len() + added.len() > max_count {
                 return Err(Rejection::TooManyPayloads);
             }
         }
