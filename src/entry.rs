@@ -123,13 +123,9 @@ fn panic_on_test_trigger(args: &[Arg]) {
 }
 
 fn redact_sign_key(ctx: &Context, argc: usize) {
-    // Redis 6.2 has no redaction API: there the commands run unredacted.
-    // SAFETY: a read of a pointer that Redis set at load.
-    if let Some(redact) = unsafe { raw::RedisModule_RedactClientCommandArgument } {
-        if argc > SIGN_KEY_POS {
-            // SAFETY: ctx is the live command context and the position exists.
-            unsafe { redact(ctx.ctx, SIGN_KEY_POS as i32) };
-        }
+    if argc > SIGN_KEY_POS {
+        // SAFETY: ctx is the live command context and the position exists.
+        unsafe { api!(RedisModule_RedactClientCommandArgument)(ctx.ctx, SIGN_KEY_POS as i32) };
     }
 }
 

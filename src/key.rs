@@ -188,38 +188,3 @@ impl Drop for Key {
         unsafe { api!(RedisModule_CloseKey)(self.inner) };
     }
 }
-
-/// The first Redis API function the module uses that this server lacks, if
-/// any; checked once at load so that the `api!` calls above never miss.
-pub fn missing_api() -> Option<&'static str> {
-    macro_rules! first_missing {
-        ($($name:ident),* $(,)?) => {
-            // SAFETY: reads, by value, of pointers that Redis set at load.
-            unsafe { [$((stringify!($name), { let function = raw::$name; function.is_none() })),*] }
-                .into_iter()
-                .find_map(|(name, missing)| missing.then_some(name))
-        };
-    }
-    first_missing!(
-        RedisModule_OpenKey,
-        RedisModule_CloseKey,
-        RedisModule_KeyType,
-        RedisModule_ValueLength,
-        RedisModule_StringDMA,
-        RedisModule_StringSet,
-        RedisModule_GetAbsExpire,
-        RedisModule_SetAbsExpire,
-        RedisModule_UnlinkKey,
-        RedisModule_HashGet,
-        RedisModule_HashSet,
-        RedisModule_Milliseconds,
-        RedisModule_SignalModifiedKey,
-        RedisModule_Replicate,
-        RedisModule_SetModuleOptions,
-        RedisModule_ScanKey,
-        RedisModule_StringPtrLen,
-        RedisModule_StringToLongLong,
-        RedisModule_CreateCommand,
-        RedisModule_NotifyKeyspaceEvent,
-    )
-}

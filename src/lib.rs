@@ -9,6 +9,7 @@ mod config;
 mod entry;
 mod error;
 mod key;
+mod server;
 mod signer;
 mod stats;
 mod store;
@@ -106,10 +107,8 @@ const fn command(
 }
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Some(missing) = key::missing_api() {
-        ctx.log_warning(&format!(
-            "sessiongate needs Redis 6.2.2 or newer: this server lacks {missing}"
-        ));
+    if let Err(problem) = server::check(ctx) {
+        ctx.log_warning(&problem);
         return Status::Err;
     }
     // Redis would otherwise signal WATCHers for every key opened for writing,

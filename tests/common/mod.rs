@@ -100,7 +100,12 @@ impl Server {
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // A bad option is reported on stderr, before the log file opens.
+            .stderr(
+                std::fs::File::create(dir.join("stderr.log"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
             .spawn()
             .map_err(|e| format!("cannot run {}: {e} (set REDIS_SERVER)", redis_server()))?;
         let mut server = Server {
@@ -168,8 +173,9 @@ impl Server {
     }
 
     pub fn failure(&self, what: &str) -> String {
+        let stderr = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
         format!(
-            "{what}\n--- {} (tail) ---\n{}",
+            "{what}\n--- {} (tail) ---\n{}\n--- stderr ---\n{stderr}",
             self.dir.join("redis.log").display(),
             self.log_tail()
         )
