@@ -10,7 +10,6 @@
 //! the pairs whose label contains it (and skips memory).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{info_field, Server};

@@ -321,7 +321,7 @@ fn notify(ctx: &Context, event: &CStr, signature_key: &RedisString) {
     unsafe {
         api!(RedisModule_NotifyKeyspaceEvent)(
             ctx.ctx,
-            raw::REDISMODULE_NOTIFY_MODULE as i32,
+            raw::REDISMODULE_NOTIFY_MODULE,
             event.as_ptr(),
             signature_key.inner,
         )
