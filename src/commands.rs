@@ -9,6 +9,7 @@ use crate::key::Access;
 use crate::stats;
 use crate::store::{self, Claim, Session};
 use crate::token::{self, Token, TOKEN_LEN};
+use crate::validate;
 use redis_module::redisvalue::RedisValueKey;
 use redis_module::{Context, RedisValue};
 use std::collections::BTreeMap;
@@ -216,26 +217,15 @@ pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
 }
 
 fn sign_key_of(arg: &Arg) -> Result<&[u8], Rejection> {
-    non_empty(arg, Rejection::EmptySignKey)
+    validate::sign_key(arg.as_slice())
 }
 
 fn token_of(arg: &Arg) -> Result<Token<'_>, Rejection> {
-    Token::parse(non_empty(arg, Rejection::EmptyToken)?).ok_or(Rejection::MalformedToken)
+    validate::token(arg.as_slice())
 }
 
-/// When a session of `<ttl>` seconds from now ends, in Unix milliseconds;
-/// `None` for a ttl of 0, which ends the session at once.
 fn expiry_of(arg: &Arg) -> Result<Option<i64>, Rejection> {
-    let ttl = arg.parse_integer().ok_or(Rejection::InvalidTtl)?;
-    if ttl == 0 {
-        return Ok(None);
-    }
-    u64::try_from(ttl)
-        .ok()
-        .and_then(|_| ttl.checked_mul(1000))
-        .and_then(|ms| ms.checked_add(store::now_ms()))
-        .map(Some)
-        .ok_or(Rejection::InvalidTtl)
+    validate::expiry(arg.parse_integer(), store::now_ms())
 }
 
 /// Steps 7 to 9 of SPEC 1.4: the HMAC is right, the session exists, and it
@@ -257,36 +247,9 @@ fn authenticate<'c>(
 }
 
 fn check_payload_name(arg: &Arg) -> Result<(), Rejection> {
-    let name = non_empty(arg, Rejection::EmptyPayloadName)?;
-    within(
-        name,
-        config::max_payload_name_len(),
-        Rejection::PayloadNameTooLong,
-    )
+    validate::payload_name(arg.as_slice(), config::max_payload_name_len())
 }
 
 fn check_payload_data(arg: &Arg) -> Result<(), Rejection> {
-    let data = non_empty(arg, Rejection::EmptyPayloadData)?;
-    within(
-        data,
-        config::max_payload_data_len(),
-        Rejection::PayloadDataTooLong,
-    )
-}
-
-fn non_empty(arg: &Arg, otherwise: Rejection) -> Result<&[u8], Rejection> {
-    let bytes = arg.as_slice();
-    if bytes.is_empty() {
-        Err(otherwise)
-    } else {
-        Ok(bytes)
-    }
-}
-
-fn within(bytes: &[u8], max: usize, otherwise: Rejection) -> Result<(), Rejection> {
-    if bytes.len() > max {
-        Err(otherwise)
-    } else {
-        Ok(())
-    }
+    validate::payload_data(arg.as_slice(), config::max_payload_data_len())
 }

@@ -7,13 +7,14 @@ mod cluster;
 mod commands;
 mod config;
 mod entry;
-mod error;
+pub mod error;
 mod key;
 mod server;
 mod signer;
 mod stats;
 mod store;
 pub mod token;
+pub mod validate;
 
 use entry::Command;
 use redis_module::raw::{RedisModuleCtx as Ctx, RedisModuleString as Str};

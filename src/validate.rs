@@ -1,0 +1,111 @@
+//! The checks of SPEC 1.4 that need nothing but an argument's bytes. Pure,
+//! so that they are unit-tested and fuzzed without a server; the commands
+//! call them in the order SPEC 1.4 fixes.
+
+use crate::error::Rejection;
+use crate::token::Token;
+
+/// Step 2.
+pub fn sign_key(arg: &[u8]) -> Result<&[u8], Rejection> {
+    non_empty(arg, Rejection::EmptySignKey)
+}
+
+/// Steps 4 and 5.
+pub fn token(arg: &[u8]) -> Result<Token<'_>, Rejection> {
+    Token::parse(non_empty(arg, Rejection::EmptyToken)?).ok_or(Rejection::MalformedToken)
+}
+
+/// Steps 3 and 6: when a session of `ttl` seconds from `now_ms` ends, in
+/// Unix milliseconds; `None` for a ttl of 0, which ends it at once. `ttl`
+/// is `None` when the argument is not an integer.
+pub fn expiry(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection> {
+    match ttl {
+        Some(0) => Ok(None),
+        Some(seconds) if seconds > 0 => seconds
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(now_ms))
+            .map(Some)
+            .ok_or(Rejection::InvalidTtl),
+        _ => Err(Rejection::InvalidTtl),
+    }
+}
+
+/// Step 10.
+pub fn payload_name(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
+    within(
+        non_empty(arg, Rejection::EmptyPayloadName)?,
+        max_len,
+        Rejection::PayloadNameTooLong,
+    )
+}
+
+/// Step 11.
+pub fn payload_data(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
+    within(
+        non_empty(arg, Rejection::EmptyPayloadData)?,
+        max_len,
+        Rejection::PayloadDataTooLong,
+    )
+}
+
+fn non_empty(bytes: &[u8], otherwise: Rejection) -> Result<&[u8], Rejection> {
+    if bytes.is_empty() {
+        Err(otherwise)
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn within(bytes: &[u8], max_len: usize, otherwise: Rejection) -> Result<(), Rejection> {
+    if bytes.len() > max_len {
+        Err(otherwise)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn expiry_is_now_plus_the_ttl_or_the_ttl_error() {
+        assert_eq!(expiry(Some(0), NOW), Ok(None));
+        assert_eq!(expiry(Some(60), NOW), Ok(Some(NOW + 60_000)));
+        for bad in [
+            None,
+            Some(-1),
+            Some(i64::MIN),
+            Some(i64::MAX),
+            Some(i64::MAX / 1000),
+        ] {
+            assert_eq!(expiry(bad, NOW), Err(Rejection::InvalidTtl), "{bad:?}");
+        }
+        let last = (i64::MAX - NOW) / 1000;
+        assert_eq!(expiry(Some(last), NOW), Ok(Some(NOW + last * 1000)));
+        assert_eq!(expiry(Some(last + 1), NOW), Err(Rejection::InvalidTtl));
+    }
+
+    #[test]
+    fn names_and_data_are_limited_at_exactly_their_length() {
+        assert_eq!(payload_name(b"", 3), Err(Rejection::EmptyPayloadName));
+        assert_eq!(payload_name(b"abc", 3), Ok(()));
+        assert_eq!(payload_name(b"abcd", 3), Err(Rejection::PayloadNameTooLong));
+        assert_eq!(payload_data(b"", 3), Err(Rejection::EmptyPayloadData));
+        assert_eq!(payload_data(b"\0\0\0", 3), Ok(()));
+        assert_eq!(
+            payload_data(b"\0\0\0\0", 3),
+            Err(Rejection::PayloadDataTooLong)
+        );
+    }
+
+    #[test]
+    fn an_empty_token_and_a_malformed_one_differ() {
+        assert_eq!(token(b"").err(), Some(Rejection::EmptyToken));
+        assert_eq!(token(b"v1.").err(), Some(Rejection::MalformedToken));
+        assert_eq!(sign_key(b""), Err(Rejection::EmptySignKey));
+        assert_eq!(sign_key(b"k"), Ok(&b"k"[..]));
+    }
+}
