@@ -6,17 +6,14 @@ use crate::cluster::Served;
 use crate::config;
 use crate::error::Rejection;
 use crate::key::Access;
+use crate::reply::Answer;
 use crate::stats;
 use crate::store::{self, Claim, Session};
 use crate::token::{self, Token, TOKEN_LEN};
 use crate::validate;
-use redis_module::redisvalue::RedisValueKey;
-use redis_module::{Context, RedisValue};
-use std::collections::BTreeMap;
+use redis_module::Context;
 
-pub type Reply = Result<RedisValue, Rejection>;
-
-const OK: RedisValue = RedisValue::SimpleStringStatic("OK");
+pub type Reply = Result<Answer, Rejection>;
 
 /// SESSIONGATE.START <sign_key> <ttl>
 pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
@@ -27,7 +24,7 @@ pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
     let expires_at = expiry_of(ttl)?;
     let token = mint(ctx, sign_key, expires_at)?;
     stats::SESSIONS_STARTED.incr();
-    Ok(RedisValue::StringBuffer(token.to_vec()))
+    Ok(Answer::Token(token))
 }
 
 /// A new token, its session created to expire at `expires_at` (a ttl of 0,
@@ -77,7 +74,7 @@ pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
             stats::SESSIONS_ENDED_BY_EXPIRE_0.incr();
         }
     }
-    Ok(OK)
+    Ok(Answer::Ok)
 }
 
 /// SESSIONGATE.PSET <sign_key> <token> <payload_name> <payload_data>
@@ -114,7 +111,7 @@ fn set_payloads(ctx: &Context, sign_key: &Arg, token: &Arg, pairs: &[(&Arg, &Arg
     }
     session.set_payloads(pairs, config::max_payloads_per_session())?;
     stats::PAYLOADS_SET.add(pairs.len());
-    Ok(OK)
+    Ok(Answer::Ok)
 }
 
 /// SESSIONGATE.PGET <sign_key> <token> <payload_name>
@@ -128,7 +125,7 @@ pub fn pget(ctx: &Context, args: &[Arg]) -> Reply {
     check_payload_name(name)?;
     let data = session.payload(name)?.ok_or(Rejection::NoPayload)?;
     stats::PAYLOADS_READ.incr();
-    Ok(RedisValue::BulkRedisString(data))
+    Ok(Answer::Data(data))
 }
 
 /// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
@@ -147,10 +144,7 @@ pub fn pmget(ctx: &Context, args: &[Arg]) -> Reply {
     }
     let found = session.payloads(names.iter())?;
     stats::PAYLOADS_READ.add(found.iter().flatten().count());
-    let reply = found
-        .into_iter()
-        .map(|data| data.map_or(RedisValue::Null, RedisValue::BulkRedisString));
-    Ok(RedisValue::Array(reply.collect()))
+    Ok(Answer::Each(found))
 }
 
 /// SESSIONGATE.PGETALL <sign_key> <token>
@@ -163,17 +157,7 @@ pub fn pgetall(ctx: &Context, args: &[Arg]) -> Reply {
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
     let all = session.all_payloads()?;
     stats::PAYLOADS_READ.add(all.len());
-    // A map under RESP3; Redis sends it as a flat name/data array under RESP2.
-    let map: BTreeMap<RedisValueKey, RedisValue> = all
-        .into_iter()
-        .map(|(name, data)| {
-            (
-                RedisValueKey::BulkString(name),
-                RedisValue::StringBuffer(data),
-            )
-        })
-        .collect();
-    Ok(RedisValue::OrderedMap(map))
+    Ok(Answer::Payloads(all))
 }
 
 /// SESSIONGATE.PDEL <sign_key> <token> <payload_name>
@@ -188,7 +172,7 @@ pub fn pdel(ctx: &Context, args: &[Arg]) -> Reply {
     if session.delete_payload(name)? {
         stats::PAYLOADS_DELETED.incr();
     }
-    Ok(OK)
+    Ok(Answer::Ok)
 }
 
 /// SESSIONGATE.TTL <sign_key> <token>
@@ -201,7 +185,7 @@ pub fn ttl(ctx: &Context, args: &[Arg]) -> Reply {
     let session = authenticate(ctx, sign_key, &token, Access::Read)?;
     // Rounded as Redis' TTL rounds; -1 for a session with no expiry.
     let seconds = session.remaining_ms().map_or(-1, |ms| (ms + 500) / 1000);
-    Ok(RedisValue::Integer(seconds))
+    Ok(Answer::Integer(seconds))
 }
 
 /// SESSIONGATE.END <sign_key> <token>
@@ -213,7 +197,7 @@ pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
     let token = token_of(token)?;
     authenticate(ctx, sign_key, &token, Access::Write)?.end();
     stats::SESSIONS_ENDED.incr();
-    Ok(OK)
+    Ok(Answer::Ok)
 }
 
 fn sign_key_of(arg: &Arg) -> Result<&[u8], Rejection> {

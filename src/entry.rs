@@ -4,10 +4,11 @@
 
 use crate::arg::Arg;
 use crate::commands::Reply;
-use crate::error::INTERNAL_ERROR;
+use crate::error::Rejection;
 use crate::key::api;
+use crate::reply;
 use crate::stats;
-use redis_module::{raw, Context, RedisError, RedisResult, Status};
+use redis_module::{raw, Context, Status};
 use std::ffi::CStr;
 use std::os::raw::c_int;
 use std::panic::{self, AssertUnwindSafe};
@@ -68,8 +69,7 @@ pub fn dispatch(
         Ok(len) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv.cast(), len) },
         _ => &[],
     };
-    let reply = run(&ctx, args, command);
-    ctx.reply(reply) as c_int
+    reply::send(&ctx, run(&ctx, args, command))
 }
 
 /// Position of `<sign_key>` in every command's arguments.
@@ -77,23 +77,24 @@ const SIGN_KEY_POS: usize = 1;
 
 /// Runs `command` on `args`. The sign key is redacted first, so that even
 /// a call with the wrong arity or a bad argument never shows it.
-fn run(ctx: &Context, args: &[Arg], command: fn(&Context, &[Arg]) -> Reply) -> RedisResult {
+fn run(ctx: &Context, args: &[Arg], command: fn(&Context, &[Arg]) -> Reply) -> Reply {
     redact_sign_key(ctx, args.len());
-    guarded(|| {
+    let reply = guarded(|| {
         #[cfg(debug_assertions)]
         panic_on_test_trigger(args);
-        command(ctx, args).map_err(|rejection| {
-            stats::count_rejection(rejection);
-            rejection.into()
-        })
-    })
+        command(ctx, args)
+    });
+    if let Err(rejection) = reply {
+        stats::count_rejection(rejection);
+    }
+    reply
 }
 
 /// A panic unwinding into Redis would abort the server, and with it the
 /// user's data. This turns one into an error reply; the hook installed by
 /// `log_panics` has already written it to the Redis log.
-pub fn guarded(command: impl FnOnce() -> RedisResult) -> RedisResult {
-    panic::catch_unwind(AssertUnwindSafe(command)).unwrap_or(Err(RedisError::Str(INTERNAL_ERROR)))
+pub fn guarded(command: impl FnOnce() -> Reply) -> Reply {
+    panic::catch_unwind(AssertUnwindSafe(command)).unwrap_or(Err(Rejection::Internal))
 }
 
 /// Sends panic messages to the Redis log instead of a stderr nobody reads,
@@ -132,17 +133,17 @@ fn redact_sign_key(ctx: &Context, argc: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis_module::RedisValue;
+    use crate::reply::Answer;
 
     #[test]
     fn guarded_turns_a_panic_into_an_error_reply() {
         let reply = guarded(|| panic!("boom"));
-        assert!(matches!(reply, Err(RedisError::Str(INTERNAL_ERROR))));
+        assert!(matches!(reply, Err(Rejection::Internal)));
     }
 
     #[test]
     fn guarded_passes_replies_through() {
-        let reply = guarded(|| Ok(RedisValue::Integer(7)));
-        assert!(matches!(reply, Ok(RedisValue::Integer(7))));
+        let reply = guarded(|| Ok(Answer::Integer(7)));
+        assert!(matches!(reply, Ok(Answer::Integer(7))));
     }
 }

@@ -3,10 +3,13 @@
 //! no `ERR ` prefix; the limits name the configured number.
 
 use crate::config;
-use redis_module::RedisError;
+use crate::reply::WRONG_TYPE;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
+    /// Redis' own arity error, `RedisModule_WrongArity`.
     WrongArity,
     EmptySignKey,
     InvalidTtl,
@@ -24,49 +27,52 @@ pub enum Rejection {
     WrongType,
     NoServedSlot,
     NoFreeId,
+    /// The command panicked; the panic is in the Redis log.
+    Internal,
 }
 
-impl From<Rejection> for RedisError {
-    fn from(rejection: Rejection) -> Self {
+impl Rejection {
+    pub fn message(self) -> Cow<'static, CStr> {
         use Rejection::*;
-        let fixed = match rejection {
-            WrongArity => return RedisError::WrongArity,
-            WrongType => return RedisError::WrongType,
+        let limit = |what: &str, n: usize| {
+            // The text is ours and a number: it has no NUL.
+            Cow::Owned(CString::new(format!("{what}{n}")).unwrap_or_default())
+        };
+        Cow::Borrowed(match self {
             PayloadNameTooLong => {
-                return RedisError::String(format!(
-                    "<payload_name> length exceeds the maximum value allowed of {}",
-                    config::max_payload_name_len()
-                ))
+                return limit(
+                    "<payload_name> length exceeds the maximum value allowed of ",
+                    config::max_payload_name_len(),
+                )
             }
             PayloadDataTooLong => {
-                return RedisError::String(format!(
-                    "<payload_data> length exceeds the maximum value allowed of {}",
-                    config::max_payload_data_len()
-                ))
+                return limit(
+                    "<payload_data> length exceeds the maximum value allowed of ",
+                    config::max_payload_data_len(),
+                )
             }
             TooManyPayloads => {
-                return RedisError::String(format!(
-                    "the session has reached the maximum number of payloads allowed of {}",
-                    config::max_payloads_per_session()
-                ))
+                return limit(
+                    "the session has reached the maximum number of payloads allowed of ",
+                    config::max_payloads_per_session(),
+                )
             }
-            EmptySignKey => "<sign_key> must have at least one character",
-            InvalidTtl => "<ttl> must be a valid integer that represents seconds",
-            EmptyToken => "<token> must have at least one character",
-            MalformedToken => "<token> format is invalid",
-            ForgedSignature => "the signature contained in <token> is invalid",
-            NoSession => "the session id contained in <token> does not exist",
-            StaleSignature => "the signature contained in <token> seems to be valid, but is different from the stored signature in the session",
-            EmptyPayloadName => "<payload_name> must have at least one character",
-            EmptyPayloadData => "<payload_data> must have at least one character",
-            NoPayload => "the requested <payload_name> does not exist",
+            WrongArity => c"ERR wrong number of arguments",
+            EmptySignKey => c"<sign_key> must have at least one character",
+            InvalidTtl => c"<ttl> must be a valid integer that represents seconds",
+            EmptyToken => c"<token> must have at least one character",
+            MalformedToken => c"<token> format is invalid",
+            ForgedSignature => c"the signature contained in <token> is invalid",
+            NoSession => c"the session id contained in <token> does not exist",
+            StaleSignature => c"the signature contained in <token> seems to be valid, but is different from the stored signature in the session",
+            EmptyPayloadName => c"<payload_name> must have at least one character",
+            EmptyPayloadData => c"<payload_data> must have at least one character",
+            NoPayload => c"the requested <payload_name> does not exist",
+            WrongType => WRONG_TYPE,
             // Not in the C module, which knows no cluster: Redis' own style.
-            NoServedSlot => "ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
-            NoFreeId => "ERR no unused session id found in the slots this node serves; try again",
-        };
-        RedisError::Str(fixed)
+            NoServedSlot => c"ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
+            NoFreeId => c"ERR no unused session id found in the slots this node serves; try again",
+            Internal => c"ERR sessiongate internal error (details in the Redis log)",
+        })
     }
 }
-
-/// The reply when a command panicked; the panic itself goes to the Redis log.
-pub const INTERNAL_ERROR: &str = "ERR sessiongate internal error (details in the Redis log)";

@@ -9,6 +9,7 @@ mod config;
 mod entry;
 pub mod error;
 mod key;
+mod reply;
 mod server;
 mod signer;
 mod stats;

@@ -412,3 +412,33 @@ fn a_panic_becomes_an_error_reply_and_a_log_line() {
         b"d"
     );
 }
+
+/// A payloads key that is not a hash (written by something else) gets
+/// Redis' own WRONGTYPE error from every payload command, and is left alone.
+#[test]
+fn a_payloads_key_of_another_type_is_wrongtype() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let token = start(&mut con, KEY, 100);
+    let _: () = redis::cmd("SET")
+        .arg(payloads_key(&token))
+        .arg("not a hash")
+        .query(&mut con)
+        .unwrap();
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for args in [
+        vec!["SESSIONGATE.PSET", KEY, &token, "n", "d"],
+        vec!["SESSIONGATE.PMSET", KEY, &token, "n", "d"],
+        vec!["SESSIONGATE.PGET", KEY, &token, "n"],
+        vec!["SESSIONGATE.PMGET", KEY, &token, "n"],
+        vec!["SESSIONGATE.PGETALL", KEY, &token],
+        vec!["SESSIONGATE.PDEL", KEY, &token, "n"],
+    ] {
+        assert_eq!(err(&mut con, &args), wrongtype, "{args:?}");
+    }
+    let kept: String = redis::cmd("GET")
+        .arg(payloads_key(&token))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kept, "not a hash");
+}

@@ -1,0 +1,67 @@
+//! What a command answers, written to the client through Redis' reply API
+//! directly: no intermediate value, and no allocation for `OK`, a token or
+//! a fixed error.
+
+use crate::error::Rejection;
+use crate::key::api;
+use crate::store::NameAndData;
+use crate::token::TOKEN_LEN;
+use redis_module::{raw, Context, RedisString};
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_long};
+
+pub enum Answer {
+    Ok,
+    Token([u8; TOKEN_LEN]),
+    Data(RedisString),
+    Integer(i64),
+    /// One entry per name asked for; nil where missing (PMGET).
+    Each(Vec<Option<RedisString>>),
+    /// Every payload, sorted by name: a map under RESP3, which Redis sends
+    /// as a flat name/data array under RESP2 (PGETALL).
+    Payloads(Vec<NameAndData>),
+}
+
+/// Writes the reply; returns what a command callback returns to Redis.
+pub fn send(ctx: &Context, reply: Result<Answer, Rejection>) -> c_int {
+    let ctx = ctx.ctx;
+    // SAFETY: ctx is the live command context; every pointer passed below
+    // lives for its call.
+    unsafe {
+        match reply {
+            Ok(Answer::Ok) => api!(RedisModule_ReplyWithSimpleString)(ctx, c"OK".as_ptr()),
+            Ok(Answer::Token(token)) => bytes(ctx, &token),
+            Ok(Answer::Data(data)) => api!(RedisModule_ReplyWithString)(ctx, data.inner),
+            Ok(Answer::Integer(n)) => api!(RedisModule_ReplyWithLongLong)(ctx, n),
+            Ok(Answer::Each(values)) => {
+                api!(RedisModule_ReplyWithArray)(ctx, values.len() as c_long);
+                for value in &values {
+                    match value {
+                        Some(data) => api!(RedisModule_ReplyWithString)(ctx, data.inner),
+                        None => api!(RedisModule_ReplyWithNull)(ctx),
+                    };
+                }
+                raw::REDISMODULE_OK as c_int
+            }
+            Ok(Answer::Payloads(mut payloads)) => {
+                payloads.sort_unstable();
+                api!(RedisModule_ReplyWithMap)(ctx, payloads.len() as c_long);
+                for (name, data) in &payloads {
+                    bytes(ctx, name);
+                    bytes(ctx, data);
+                }
+                raw::REDISMODULE_OK as c_int
+            }
+            Err(Rejection::WrongArity) => api!(RedisModule_WrongArity)(ctx),
+            Err(rejection) => api!(RedisModule_ReplyWithError)(ctx, rejection.message().as_ptr()),
+        }
+    }
+}
+
+/// A bulk string from bytes.
+unsafe fn bytes(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> c_int {
+    api!(RedisModule_ReplyWithStringBuffer)(ctx, bytes.as_ptr().cast(), bytes.len())
+}
+
+/// Redis' own wrong-type error, as native commands send it.
+pub const WRONG_TYPE: &CStr = c"WRONGTYPE Operation against a key holding the wrong kind of value";
