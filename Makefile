@@ -31,6 +31,7 @@ lint: ## cargo fmt --check, clippy with warnings as errors, hadolint on the Dock
 bench: deps ## Module commands beside the native ones they wrap (OTHER=path/to/other.so adds one): table + target/bench/results.csv
 	cargo build --release --locked
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) OTHER=$(OTHER) cargo bench --locked --bench compare
+	cargo bench --locked --features system-alloc --bench token
 
 matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels); older servers must refuse the module
 	scripts/matrix
