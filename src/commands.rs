@@ -102,9 +102,7 @@ pub fn pmset(ctx: &Context, args: &[Arg]) -> Reply {
 
 /// PSET and PMSET: every name and data is checked before anything is written.
 fn set_payloads(ctx: &Context, sign_key: &Arg, token: &Arg, pairs: &[(&Arg, &Arg)]) -> Reply {
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     for (name, data) in pairs {
         check_payload_name(name)?;
         check_payload_data(data)?;
@@ -119,9 +117,7 @@ pub fn pget(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     check_payload_name(name)?;
     let data = session.payload(name)?.ok_or(Rejection::NoPayload)?;
     stats::PAYLOADS_READ.incr();
@@ -136,9 +132,7 @@ pub fn pmget(ctx: &Context, args: &[Arg]) -> Reply {
     if names.is_empty() {
         return Err(Rejection::WrongArity);
     }
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     for name in names {
         check_payload_name(name)?;
     }
@@ -152,9 +146,7 @@ pub fn pgetall(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     let all = session.all_payloads()?;
     stats::PAYLOADS_READ.add(all.len());
     Ok(Answer::Payloads(all))
@@ -165,9 +157,7 @@ pub fn pdel(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     check_payload_name(name)?;
     if session.delete_payload(name)? {
         stats::PAYLOADS_DELETED.incr();
@@ -180,9 +170,7 @@ pub fn ttl(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Read)?;
+    let session = session_of(ctx, sign_key, token, Access::Read)?;
     // Rounded as Redis' TTL rounds; -1 for a session with no expiry.
     let seconds = session.remaining_ms().map_or(-1, |ms| (ms + 500) / 1000);
     Ok(Answer::Integer(seconds))
@@ -193,9 +181,7 @@ pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let token = token_of(token)?;
-    authenticate(ctx, sign_key, &token, Access::Write)?.end();
+    session_of(ctx, sign_key, token, Access::Write)?.end();
     stats::SESSIONS_ENDED.incr();
     Ok(Answer::Ok)
 }
@@ -210,6 +196,19 @@ fn token_of(arg: &Arg) -> Result<Token<'_>, Rejection> {
 
 fn expiry_of(arg: &Arg) -> Result<Option<i64>, Rejection> {
     validate::expiry(arg.parse_integer(), store::now_ms())
+}
+
+/// Steps 2, 4 and 5, then 7 to 9 of SPEC 1.4, for the commands with no ttl
+/// between them: the token's session, authenticated.
+fn session_of<'c>(
+    ctx: &'c Context,
+    sign_key: &Arg,
+    token: &Arg,
+    access: Access,
+) -> Result<Session<'c>, Rejection> {
+    let sign_key = sign_key_of(sign_key)?;
+    let token = token_of(token)?;
+    authenticate(ctx, sign_key, &token, access)
 }
 
 /// Steps 7 to 9 of SPEC 1.4: the HMAC is right, the session exists, and it
