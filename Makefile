@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 MODULE := target/release/libsessiongate.so
 
-.PHONY: help deps build run test lint bench matrix docker clean
+.PHONY: help deps build run test lint bench fuzz matrix docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ bench: deps ## Module commands beside the native ones they wrap (OTHER=path/to/o
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) OTHER=$(OTHER) cargo bench --locked --bench compare
 	cargo bench --locked --features system-alloc --bench token
 
+fuzz: deps ## Fuzz tokens, signatures and argument checks (cargo fuzz; FUZZ_SECONDS=60 per target); fails on any crash
+	scripts/fuzz
+
 matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels); older servers must refuse the module
 	scripts/matrix
 
@@ -41,3 +44,4 @@ docker: ## Build the Docker image sessiongate:latest (needs a Docker engine)
 
 clean: ## Remove build output and test servers' directories
 	cargo clean
+	rm -rf fuzz/target

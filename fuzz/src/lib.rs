@@ -1,0 +1,108 @@
+//! Reference statements of what the module's pure code must do, written
+//! from SPEC 1.1 and 1.4 independently of `src/`, for the fuzz targets to
+//! compare the module against. Deliberately plain: no lookup tables, no
+//! keyed-state cache, wide integers instead of checked arithmetic.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sessiongate::error::Rejection;
+use sha2::{Digest, Sha256};
+
+/// SHA-256's block size: HMAC pads (or first hashes) its key to this.
+const BLOCK: usize = 64;
+
+/// HMAC-SHA256 of `message` under `key`, as 64 lowercase hex characters,
+/// straight from the `hmac` crate.
+pub fn hmac_hex(key: &[u8], message: &[u8]) -> [u8; 64] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(message);
+    let digest = mac.finalize().into_bytes();
+    let mut hex = [0; 64];
+    for (i, byte) in digest.iter().enumerate() {
+        let two = format!("{byte:02x}");
+        hex[2 * i..2 * i + 2].copy_from_slice(two.as_bytes());
+    }
+    hex
+}
+
+/// The key HMAC really uses (RFC 2104): a key longer than the block is
+/// replaced by its SHA-256, and the result is zero-padded to the block. Two
+/// sign keys with the same block key sign every id identically, so "a"
+/// and "a\0" are one key as far as HMAC (and SPEC 1.1) is concerned.
+pub fn hmac_block_key(key: &[u8]) -> [u8; BLOCK] {
+    let mut block = [0; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    block
+}
+
+/// SPEC 1.1: `^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`, 84 bytes in all.
+pub fn is_token_shape(bytes: &[u8]) -> bool {
+    bytes.len() == 84
+        && bytes.starts_with(b"v1.")
+        && bytes[3..19].iter().all(u8::is_ascii_alphanumeric)
+        && bytes[19] == b'.'
+        && bytes[20..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Any byte, mapped onto `[A-Za-z0-9]`.
+pub fn alnum(byte: u8) -> u8 {
+    ALNUM[usize::from(byte) % ALNUM.len()]
+}
+
+/// 16 arbitrary bytes as an id of SPEC 1.1.
+pub fn id_from(bytes: [u8; 16]) -> [u8; 16] {
+    bytes.map(alnum)
+}
+
+/// An 84-byte candidate token built from arbitrary bytes: each byte is
+/// mapped into what its position allows, except bytes from 0xF8 up, which
+/// stay as they are (never allowed anywhere), so that most candidates have
+/// the token shape and the rest miss it by a byte or a few. Random bytes
+/// alone almost never reach the shape.
+pub fn shaped(bytes: &[u8]) -> Vec<u8> {
+    (0..84)
+        .map(|at| {
+            let byte = bytes.get(at).copied().unwrap_or(0);
+            if byte >= 0xF8 {
+                return byte;
+            }
+            match at {
+                0 => b'v',
+                1 => b'1',
+                2 | 19 => b'.',
+                3..=18 => alnum(byte),
+                _ => HEX[usize::from(byte) % HEX.len()],
+            }
+        })
+        .collect()
+}
+
+/// SPEC 1.4 steps 3 and 6 as the spec words them: a ttl that is not an
+/// integer, or negative, is refused; 0 ends the session at once (`None`);
+/// otherwise the session ends `ttl` seconds after `now_ms`, refused when
+/// that instant (or the ttl in milliseconds) is no i64 of milliseconds.
+pub fn expiry(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection> {
+    let ttl = ttl.ok_or(Rejection::InvalidTtl)?;
+    if ttl < 0 {
+        return Err(Rejection::InvalidTtl);
+    }
+    if ttl == 0 {
+        return Ok(None);
+    }
+    let ms = i128::from(ttl) * 1000;
+    let at = i128::from(now_ms) + ms;
+    let fits = |v: i128| i64::try_from(v).is_ok();
+    if fits(ms) && fits(at) {
+        Ok(Some(at as i64))
+    } else {
+        Err(Rejection::InvalidTtl)
+    }
+}
