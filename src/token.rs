@@ -201,6 +201,30 @@ mod tests {
         }
     }
 
+    /// Found by the fuzz target token_roundtrip: HMAC (RFC 2104) zero-pads
+    /// a key shorter than SHA-256's 64-byte block and hashes a longer one,
+    /// so distinct sign keys can be one key to it. SPEC 1.1 fixes HMAC over
+    /// the raw key bytes (as the C module has it), so this is kept; the
+    /// keyed-state cache, which matches keys byte for byte, must not change
+    /// the verdicts.
+    #[test]
+    fn keys_hmac_cannot_tell_apart_verify_each_others_tokens() {
+        use sha2::{Digest, Sha256};
+        let long_key = [7u8; 65];
+        let long_key_digest: [u8; 32] = Sha256::digest(long_key).into();
+        for (key, same) in [
+            (&b"k"[..], &b"k\0"[..]),
+            (&b"\0"[..], &b"\0\0\0"[..]),
+            (&long_key[..], &long_key_digest[..]),
+        ] {
+            let token = minted(key, ID);
+            let parsed = Token::parse(&token).expect("minted");
+            assert!(parsed.is_signed_by(same), "{key:?} and {same:?}");
+            assert_eq!(sign(same, ID), sign(key, ID));
+            assert!(!parsed.is_signed_by(b"k\x01"), "a nonzero byte differs");
+        }
+    }
+
     #[test]
     fn random_ids_are_alphanumeric_and_differ() {
         let mut rng = rand::rng();
