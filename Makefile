@@ -41,6 +41,9 @@ soak: deps ## A million sessions through every command (release module), memory 
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) cargo bench --locked --bench soak
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) SESSIONGATE_MODEL_OPS=1000000 cargo test --release --locked --test model
 
+leakcheck: deps ## Every command and path in redis-servers under valgrind memcheck (debug and release builds): no leak, no memory error
+	scripts/leakcheck
+
 matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels); older servers must refuse the module
 	scripts/matrix
 
