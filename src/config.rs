@@ -60,13 +60,39 @@ pub fn max_payloads_per_session() -> usize {
     read(&MAX_PAYLOADS_PER_SESSION)
 }
 
+/// The loadmodule arguments must be `<name> <value>` pairs of known settings,
+/// each at most once: a misspelled name would otherwise be ignored silently.
+fn check_arguments(args: &[RedisString]) -> Result<(), String> {
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for pair in args.chunks(2) {
+        let name = pair[0].as_slice();
+        let shown = String::from_utf8_lossy(name);
+        if !SETTINGS.iter().any(|s| s.name.as_bytes() == name) {
+            let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+            return Err(format!(
+                "unknown argument '{shown}' (known: {})",
+                known.join(", ")
+            ));
+        }
+        if pair.len() < 2 {
+            return Err(format!("'{shown}' needs a value"));
+        }
+        if seen.contains(&name) {
+            return Err(format!("'{shown}' is given twice"));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 fn read(value: &AtomicI64) -> usize {
     usize::try_from(value.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
 }
 
 /// Registers every setting, each starting from the value given after the
-/// module path, if any. `Err` names a value that cannot be used.
+/// module path, if any. `Err` names an argument or value that cannot be used.
 pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    check_arguments(args)?;
     // SAFETY: reads, by value, of pointers that Redis set at load.
     let (register_numeric, load_configs) = unsafe {
         let register = raw::RedisModule_RegisterNumericConfig;

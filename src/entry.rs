@@ -109,6 +109,12 @@ pub fn log_panics() {
     }));
 }
 
+/// Takes the hook back when Redis unloads the module: the hook lives in the
+/// module's own copy of std, which is about to go away.
+pub fn stop_logging_panics() {
+    drop(panic::take_hook());
+}
+
 /// Debug builds only: panics when the sign key equals the server's
 /// `SESSIONGATE_TEST_PANIC_SIGN_KEY`, so that a test can prove the guard.
 /// Release builds do not contain this.

@@ -128,6 +128,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     Status::Ok
 }
 
+fn deinit(_ctx: &Context) -> Status {
+    entry::stop_logging_panics();
+    Status::Ok
+}
+
 /// `major.minor.patch` of Cargo.toml as the integer `MODULE LIST` shows:
 /// 1.2.3 is 10203.
 const fn module_version() -> i32 {
@@ -169,5 +174,6 @@ redis_module! {
     allocator: (allocator!(), allocator!()),
     data_types: [],
     init: init,
+    deinit: deinit,
     info: add_info,
 }

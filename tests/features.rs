@@ -502,6 +502,30 @@ fn a_bad_value_at_load_keeps_the_module_from_loading() {
 }
 
 #[test]
+fn unknown_missing_or_repeated_load_arguments_keep_the_module_from_loading() {
+    for (args, expected) in [
+        (
+            &["max-payload-data-length", "1000"][..],
+            "unknown argument 'max-payload-data-length'",
+        ),
+        (
+            &["max-payload-name-len"][..],
+            "'max-payload-name-len' needs a value",
+        ),
+        (
+            &["max-payload-name-len", "5", "max-payload-name-len", "6"][..],
+            "'max-payload-name-len' is given twice",
+        ),
+    ] {
+        let log = Server::fails_to_start(args);
+        assert!(
+            log.contains(&format!("sessiongate cannot load: {expected}")),
+            "{args:?}: {log}"
+        );
+    }
+}
+
+#[test]
 fn configs_change_at_runtime_and_refuse_bad_values() {
     let server = Server::start(&[]);
     let mut con = server.connection();
