@@ -45,9 +45,7 @@
 mod common;
 
 use common::{call, fresh_dir, info_field, Server, Value};
-use hmac::{Hmac, KeyInit, Mac};
 use redis::Connection;
-use sha2::Sha256;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -99,18 +97,8 @@ macro_rules! args {
 // ---------------------------------------------------------------------------
 // Tokens, as SPEC 1.1 makes them.
 
-fn hex_hmac(key: &[u8], id: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(id);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn token_for(key: &[u8], id: &str) -> String {
-    format!("v1.{id}.{}", hex_hmac(key, id.as_bytes()))
+    format!("v1.{id}.{}", common::hmac_hex(key, id.as_bytes()))
 }
 
 fn id_of(token: &str) -> &str {

@@ -39,9 +39,7 @@
 mod common;
 
 use common::{info_field, Server, Value};
-use hmac::{Hmac, KeyInit, Mac};
 use redis::Connection;
-use sha2::Sha256;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -81,11 +79,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        common::splitmix64(&mut self.0)
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -111,13 +105,7 @@ fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
 }
 
 fn signature_hex(id: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SIGN_KEY).expect("any key length");
-    mac.update(id);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .flat_map(|b| format!("{b:02x}").into_bytes())
-        .collect()
+    common::hmac_hex(SIGN_KEY, id).into_bytes()
 }
 
 // ---------------------------------------------------------------------------

@@ -18,9 +18,7 @@
 mod common;
 
 use common::*;
-use hmac::{Hmac, KeyInit, Mac};
 use redis::Connection;
-use sha2::Sha256;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -57,18 +55,8 @@ const COMMANDS: [&str; 10] = [
 // ---------------------------------------------------------------------------
 // Tokens, written from SPEC 1.1.
 
-fn hmac_hex(sign_key: &[u8], id: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(sign_key).unwrap();
-    mac.update(id);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .flat_map(|b| format!("{b:02x}").into_bytes())
-        .collect()
-}
-
 fn token_for(sign_key: &[u8], id: &[u8]) -> Vec<u8> {
-    [b"v1.", id, b".", &hmac_hex(sign_key, id)].concat()
+    [b"v1.", id, b".", &hmac_hex(sign_key, id).into_bytes()].concat()
 }
 
 /// `^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`
@@ -412,7 +400,7 @@ impl Model {
         };
         // 7. HMAC
         let id = id_of(token).to_vec();
-        if hmac_hex(sign_key, &id) != signature_of(token) {
+        if hmac_hex(sign_key, &id).into_bytes() != signature_of(token) {
             return Err(Rej::Forged);
         }
         // 8. the session exists
@@ -587,7 +575,7 @@ impl Model {
                     return Err(format!("START minted a malformed token {}", show(&token)));
                 }
                 let id = id_of(&token).to_vec();
-                if signature_of(&token) != hmac_hex(&sign_key, &id) {
+                if signature_of(&token) != hmac_hex(&sign_key, &id).into_bytes() {
                     return Err(format!(
                         "START's token {} is not signed with HMAC-SHA256(sign_key, id)",
                         show(&token)
@@ -934,11 +922,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        common::splitmix64(&mut self.0)
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -1477,7 +1461,7 @@ fn inject(
     let mut set = vec![
         b"SET".to_vec(),
         signature_key(&id),
-        hmac_hex(&sign_key, &id),
+        hmac_hex(&sign_key, &id).into_bytes(),
         b"NX".to_vec(),
     ];
     if let Some(at) = at {
