@@ -94,6 +94,26 @@ macro_rules! args {
     };
 }
 
+/// Every command that takes a token, with valid other arguments.
+fn token_commands<'a>(sign_key: &'a [u8], token: &'a [u8]) -> Vec<Vec<&'a [u8]>> {
+    let with = |command: &'static str, rest: &[&'static str]| {
+        let mut call = vec![command.as_bytes(), sign_key, token];
+        call.extend(rest.iter().map(|word| word.as_bytes()));
+        call
+    };
+    vec![
+        with("SESSIONGATE.EXPIRE", &["10"]),
+        with("SESSIONGATE.PSET", &["n", "d"]),
+        with("SESSIONGATE.PGET", &["n"]),
+        with("SESSIONGATE.PDEL", &["n"]),
+        with("SESSIONGATE.END", &[]),
+        with("SESSIONGATE.TTL", &[]),
+        with("SESSIONGATE.PGETALL", &[]),
+        with("SESSIONGATE.PMGET", &["n", "m"]),
+        with("SESSIONGATE.PMSET", &["n", "d", "m", "e"]),
+    ]
+}
+
 // ---------------------------------------------------------------------------
 // Tokens, as SPEC 1.1 makes them.
 
@@ -310,18 +330,8 @@ fn argument_errors(c: &mut Connection, k: &mut Checks) {
         ),
     ];
     for (token, error) in bad_tokens {
-        for call in [
-            args!["SESSIONGATE.EXPIRE", KEY, token, "10"],
-            args!["SESSIONGATE.PSET", KEY, token, "n", "d"],
-            args!["SESSIONGATE.PGET", KEY, token, "n"],
-            args!["SESSIONGATE.PDEL", KEY, token, "n"],
-            args!["SESSIONGATE.END", KEY, token],
-            args!["SESSIONGATE.TTL", KEY, token],
-            args!["SESSIONGATE.PGETALL", KEY, token],
-            args!["SESSIONGATE.PMGET", KEY, token, "n", "m"],
-            args!["SESSIONGATE.PMSET", KEY, token, "n", "d", "m", "e"],
-        ] {
-            k.err(c, call, error);
+        for call in token_commands(KEY, token) {
+            k.err(c, &call, error);
         }
     }
     // A well-formed token of a session that does not exist.
@@ -917,21 +927,11 @@ fn panics_and_reloads(k: &mut Checks, launched: &mut Vec<Launched>) {
         Err(e) if e == INTERNAL
     );
     if debug_build {
-        for call in [
-            args!["SESSIONGATE.EXPIRE", PANIC_KEY, t, "10"],
-            args!["SESSIONGATE.PSET", PANIC_KEY, t, "n", "d"],
-            args!["SESSIONGATE.PGET", PANIC_KEY, t, "n"],
-            args!["SESSIONGATE.PDEL", PANIC_KEY, t, "n"],
-            args!["SESSIONGATE.END", PANIC_KEY, t],
-            args!["SESSIONGATE.TTL", PANIC_KEY, t],
-            args!["SESSIONGATE.PGETALL", PANIC_KEY, t],
-            args!["SESSIONGATE.PMGET", PANIC_KEY, t, "n"],
-            args!["SESSIONGATE.PMSET", PANIC_KEY, t, "n", "d"],
-            // The trigger fires before any check, wrong arity included.
-            args!["SESSIONGATE.PGET", PANIC_KEY],
-        ] {
-            k.err(&mut c, call, INTERNAL);
+        for call in token_commands(PANIC_KEY.as_ref(), t.as_ref()) {
+            k.err(&mut c, &call, INTERNAL);
         }
+        // The trigger fires before any check, wrong arity included.
+        k.err(&mut c, args!["SESSIONGATE.PGET", PANIC_KEY], INTERNAL);
         let log = std::fs::read_to_string(server.dir.join("redis.log")).unwrap_or_default();
         let logged = log.matches("panic in a module command").count();
         k.check(
