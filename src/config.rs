@@ -23,7 +23,7 @@ static MAX_PAYLOAD_NAME_LEN: AtomicI64 = AtomicI64::new(200);
 static MAX_PAYLOAD_DATA_LEN: AtomicI64 = AtomicI64::new(8_000_000);
 static MAX_PAYLOADS_PER_SESSION: AtomicI64 = AtomicI64::new(0);
 
-const SETTINGS: [Setting; 3] = [
+static SETTINGS: [Setting; 3] = [
     Setting {
         name: "max-payload-name-len",
         value: &MAX_PAYLOAD_NAME_LEN,
