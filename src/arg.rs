@@ -1,7 +1,7 @@
 //! A command's argument as Redis passes it: borrowed for the call, never
 //! copied or retained.
 
-use crate::key::api;
+use crate::api::api;
 use redis_module::{raw, RedisString};
 use std::os::raw::c_longlong;
 

@@ -6,14 +6,12 @@ use crate::cluster::Served;
 use crate::config;
 use crate::error::Rejection;
 use crate::key::Access;
-use crate::reply::Answer;
+use crate::reply::{Answer, Reply};
 use crate::stats;
 use crate::store::{self, Claim, Session};
 use crate::token::{self, Token, TOKEN_LEN};
 use crate::validate;
 use redis_module::Context;
-
-pub type Reply = Result<Answer, Rejection>;
 
 /// SESSIONGATE.START <sign_key> <ttl>
 pub fn start(ctx: &Context, args: &[Arg]) -> Reply {

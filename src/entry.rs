@@ -2,11 +2,10 @@
 //! its own work: hide the sign key from SLOWLOG and MONITOR, keep a panic
 //! from reaching Redis, and reply.
 
+use crate::api::api;
 use crate::arg::Arg;
-use crate::commands::Reply;
 use crate::error::Rejection;
-use crate::key::api;
-use crate::reply;
+use crate::reply::{self, Reply};
 use crate::stats;
 use redis_module::{raw, Context, Status};
 use std::ffi::CStr;

@@ -1,9 +1,8 @@
 //! Every error a command replies with. Those of SPEC 1.4 are worded exactly
 //! as the C module words them (clients match on these strings) and sent with
-//! no `ERR ` prefix; the limits name the configured number.
+//! no `ERR ` prefix; the limits name the number the check used. Depends on
+//! nothing else in the crate.
 
-use crate::config;
-use crate::reply::WRONG_TYPE;
 use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 
@@ -19,11 +18,14 @@ pub enum Rejection {
     NoSession,
     StaleSignature,
     EmptyPayloadName,
-    PayloadNameTooLong,
+    /// The name exceeds the limit it carries.
+    PayloadNameTooLong(usize),
     EmptyPayloadData,
-    PayloadDataTooLong,
+    /// The data exceeds the limit it carries.
+    PayloadDataTooLong(usize),
     NoPayload,
-    TooManyPayloads,
+    /// The session would exceed the payload count it carries.
+    TooManyPayloads(usize),
     WrongType,
     NoServedSlot,
     NoFreeId,
@@ -39,22 +41,16 @@ impl Rejection {
             Cow::Owned(CString::new(format!("{what}{n}")).unwrap_or_default())
         };
         Cow::Borrowed(match self {
-            PayloadNameTooLong => {
-                return limit(
-                    "<payload_name> length exceeds the maximum value allowed of ",
-                    config::max_payload_name_len(),
-                )
+            PayloadNameTooLong(max) => {
+                return limit("<payload_name> length exceeds the maximum value allowed of ", max)
             }
-            PayloadDataTooLong => {
-                return limit(
-                    "<payload_data> length exceeds the maximum value allowed of ",
-                    config::max_payload_data_len(),
-                )
+            PayloadDataTooLong(max) => {
+                return limit("<payload_data> length exceeds the maximum value allowed of ", max)
             }
-            TooManyPayloads => {
+            TooManyPayloads(max) => {
                 return limit(
                     "the session has reached the maximum number of payloads allowed of ",
-                    config::max_payloads_per_session(),
+                    max,
                 )
             }
             WrongArity => c"ERR wrong number of arguments",
@@ -68,7 +64,8 @@ impl Rejection {
             EmptyPayloadName => c"<payload_name> must have at least one character",
             EmptyPayloadData => c"<payload_data> must have at least one character",
             NoPayload => c"the requested <payload_name> does not exist",
-            WrongType => WRONG_TYPE,
+            // Redis' own, as native commands send it.
+            WrongType => c"WRONGTYPE Operation against a key holding the wrong kind of value",
             // Not in the C module, which knows no cluster: Redis' own style.
             NoServedSlot => c"ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
             NoFreeId => c"ERR no unused session id found in the slots this node serves; try again",

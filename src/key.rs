@@ -2,23 +2,11 @@
 //! way in, binary-safe, and silent (it neither propagates nor signals; the
 //! store does both for the writes it makes).
 
+use crate::api::api;
 use crate::arg::ModuleString;
 use redis_module::{raw, Context, RedisString};
 use std::os::raw::c_int;
 use std::ptr;
-
-/// The Redis API function `$name`, for use inside `unsafe` (Redis fills these
-/// pointers once, at load). `lib.rs` refuses to load the module on a server
-/// that lacks any of them, so a missing one cannot be met here.
-macro_rules! api {
-    ($name:ident) => {
-        match redis_module::raw::$name {
-            Some(function) => function,
-            None => unreachable!(concat!(stringify!($name), " is checked at load")),
-        }
-    };
-}
-pub(crate) use api;
 
 /// What `RedisModule_GetAbsExpire` answers for a key with no expire.
 const NO_EXPIRE: i64 = -1;

@@ -2,6 +2,7 @@
 //! under native TTLs. This file holds the module table and one line per
 //! command; the logic lives in the modules below.
 
+mod api;
 mod arg;
 mod cluster;
 mod commands;
@@ -10,7 +11,7 @@ mod entry;
 pub mod error;
 mod key;
 mod reply;
-mod server;
+mod requirements;
 mod signer;
 mod stats;
 mod store;
@@ -109,7 +110,7 @@ const fn command(
 }
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Err(problem) = server::check(ctx) {
+    if let Err(problem) = requirements::check(ctx) {
         ctx.log_warning(&problem);
         return Status::Err;
     }

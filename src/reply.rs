@@ -2,13 +2,17 @@
 //! directly: no intermediate value, and no allocation for `OK`, a token or
 //! a fixed error.
 
+use crate::api::api;
 use crate::error::Rejection;
-use crate::key::api;
-use crate::store::NameAndData;
 use crate::token::TOKEN_LEN;
 use redis_module::{raw, Context, RedisString};
-use std::ffi::CStr;
 use std::os::raw::{c_int, c_long};
+
+/// What a command callback hands back: an answer, or the error to send.
+pub type Reply = Result<Answer, Rejection>;
+
+/// One payload, copied out of the hash: its name and data.
+pub type NameAndData = (Vec<u8>, Vec<u8>);
 
 pub enum Answer {
     Ok,
@@ -23,7 +27,7 @@ pub enum Answer {
 }
 
 /// Writes the reply; returns what a command callback returns to Redis.
-pub fn send(ctx: &Context, reply: Result<Answer, Rejection>) -> c_int {
+pub fn send(ctx: &Context, reply: Reply) -> c_int {
     let ctx = ctx.ctx;
     // SAFETY: ctx is the live command context; every pointer passed below
     // lives for its call.
@@ -62,6 +66,3 @@ pub fn send(ctx: &Context, reply: Result<Answer, Rejection>) -> c_int {
 unsafe fn bytes(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> c_int {
     api!(RedisModule_ReplyWithStringBuffer)(ctx, bytes.as_ptr().cast(), bytes.len())
 }
-
-/// Redis' own wrong-type error, as native commands send it.
-pub const WRONG_TYPE: &CStr = c"WRONGTYPE Operation against a key holding the wrong kind of value";

@@ -6,10 +6,12 @@
 //! sign key into the AOF. Expiries travel as absolute times so that a replica
 //! or an AOF replay ends up with the master's `PEXPIRETIME`.
 
+use crate::api::api;
 use crate::arg::{Arg, ModuleString};
 use crate::cluster;
 use crate::error::Rejection;
-use crate::key::{api, Access, Key, Kind};
+use crate::key::{Access, Key, Kind};
+use crate::reply::NameAndData;
 use crate::token::{self, Signature, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
 use redis_module::{raw, Context, RedisString, RedisValue, ScanKeyCursor};
 use std::ffi::CStr;
@@ -124,9 +126,6 @@ pub fn claim(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: Option<i64>) ->
     Claim::Created
 }
 
-/// One payload, copied out of the hash.
-pub type NameAndData = (Vec<u8>, Vec<u8>);
-
 /// A session whose signature key exists, opened for a command.
 pub struct Session<'c> {
     ctx: &'c Context,
@@ -209,7 +208,7 @@ impl<'c> Session<'c> {
             added.sort_unstable();
             added.dedup();
             if !added.is_empty() && payloads.len() + added.len() > max_count {
-                return Err(Rejection::TooManyPayloads);
+                return Err(Rejection::TooManyPayloads(max_count));
             }
         }
         let expires_at = self.signature.expires_at();

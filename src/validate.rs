@@ -35,7 +35,7 @@ pub fn payload_name(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
     within(
         non_empty(arg, Rejection::EmptyPayloadName)?,
         max_len,
-        Rejection::PayloadNameTooLong,
+        Rejection::PayloadNameTooLong(max_len),
     )
 }
 
@@ -44,7 +44,7 @@ pub fn payload_data(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
     within(
         non_empty(arg, Rejection::EmptyPayloadData)?,
         max_len,
-        Rejection::PayloadDataTooLong,
+        Rejection::PayloadDataTooLong(max_len),
     )
 }
 
@@ -92,12 +92,15 @@ mod tests {
     fn names_and_data_are_limited_at_exactly_their_length() {
         assert_eq!(payload_name(b"", 3), Err(Rejection::EmptyPayloadName));
         assert_eq!(payload_name(b"abc", 3), Ok(()));
-        assert_eq!(payload_name(b"abcd", 3), Err(Rejection::PayloadNameTooLong));
+        assert_eq!(
+            payload_name(b"abcd", 3),
+            Err(Rejection::PayloadNameTooLong(3))
+        );
         assert_eq!(payload_data(b"", 3), Err(Rejection::EmptyPayloadData));
         assert_eq!(payload_data(b"\0\0\0", 3), Ok(()));
         assert_eq!(
             payload_data(b"\0\0\0\0", 3),
-            Err(Rejection::PayloadDataTooLong)
+            Err(Rejection::PayloadDataTooLong(3))
         );
     }
 

@@ -258,7 +258,7 @@ fn spec_checks(
         if n.is_empty() {
             Err(EmptyPayloadName)
         } else if n.len() > limits.name {
-            Err(PayloadNameTooLong)
+            Err(PayloadNameTooLong(limits.name))
         } else {
             Ok(())
         }
@@ -267,7 +267,7 @@ fn spec_checks(
         if d.is_empty() {
             Err(EmptyPayloadData)
         } else if d.len() > limits.data {
-            Err(PayloadDataTooLong)
+            Err(PayloadDataTooLong(limits.data))
         } else {
             Ok(())
         }
