@@ -2,7 +2,7 @@
 //! verifying. Pure code with no Redis types, so it is unit-tested without a
 //! server and benchmarked on its own.
 
-use crate::signer;
+use crate::keyed_hmac;
 use hmac::Mac;
 use rand::distr::{Alphanumeric, Distribution};
 use rand::Rng;
@@ -77,12 +77,12 @@ const fn byte_table(lowercase_hex: bool) -> [bool; 256] {
 
 /// Constant-time equality of two signatures.
 pub fn signatures_equal(a: &[u8], b: &[u8]) -> bool {
-    signer::constant_time_eq(a, b)
+    keyed_hmac::constant_time_eq(a, b)
 }
 
 /// HMAC-SHA256 of `id` with `sign_key`, as 64 lowercase hex characters.
 pub fn sign(sign_key: &[u8], id: &[u8]) -> Signature {
-    let mut mac = signer::keyed(sign_key);
+    let mut mac = keyed_hmac::keyed(sign_key);
     mac.update(id);
     to_hex(&mac.finalize().into_bytes().into())
 }

@@ -442,3 +442,51 @@ fn a_payloads_key_of_another_type_is_wrongtype() {
         .unwrap();
     assert_eq!(kept, "not a hash");
 }
+
+/// Anyone who may run the commands chooses the sign key, forged calls
+/// included: huge sign keys must not make the module hold memory that
+/// evicts sessions (the shipped redis.conf's policy is volatile-ttl).
+#[test]
+fn huge_sign_keys_are_not_held_and_evict_no_session() {
+    let server = Server::start(&["--maxmemory", "20mb", "--maxmemory-policy", "volatile-ttl"]);
+    let mut con = server.connection();
+    for _ in 0..400 {
+        let token = start(&mut con, KEY, 600);
+        ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "user", "42"]);
+    }
+    let used = |con: &mut Connection| -> i64 {
+        info_field(con, "memory", "used_memory")
+            .and_then(|v| v.parse().ok())
+            .expect("used_memory")
+    };
+    let baseline = used(&mut con);
+    let forged = format!("v1.{}.{}", "A".repeat(16), "0".repeat(64));
+    {
+        // Its own connection, closed before measuring: a 3 MB argument
+        // leaves a 3 MB query buffer behind while the client lives.
+        let mut hostile = server.connection();
+        for round in 0..8u8 {
+            let sign_key = vec![b'a' + round; 3 << 20];
+            let args: [&[u8]; 4] = [b"SESSIONGATE.PGET", &sign_key, forged.as_bytes(), b"user"];
+            assert_eq!(
+                err(&mut hostile, &args),
+                "the signature contained in <token> is invalid"
+            );
+        }
+    }
+    server.wait_for("the hostile client to be gone", || {
+        info_field(&mut con, "clients", "connected_clients").as_deref() == Some("1")
+    });
+    assert_eq!(dbsize(&mut con), 800, "every session and its payloads");
+    assert_eq!(
+        info_field(&mut con, "stats", "evicted_keys").as_deref(),
+        Some("0")
+    );
+    let after = used(&mut con);
+    assert!(
+        after - baseline < 1 << 20,
+        "used_memory grew by {} bytes (from {baseline} to {after})",
+        after - baseline
+    );
+    assert_eq!(start(&mut con, KEY, 60).len(), 84, "START still works");
+}

@@ -1,5 +1,5 @@
 //! The constant-time comparison under every signature check
-//! (`signer::constant_time_eq`, public as `token::signatures_equal`) is
+//! (`keyed_hmac::constant_time_eq`, public as `token::signatures_equal`) is
 //! plain equality for any two byte strings.
 
 #![no_main]

@@ -1,21 +1,29 @@
-//! The signing primitives under tokens: HMAC-SHA256 states already keyed
-//! with a sign key, and constant-time comparison.
+//! HMAC-SHA256 states already keyed with a sign key, cached, and the
+//! constant-time comparison every secret and signature check uses.
 //!
 //! HMAC absorbs its key into two SHA-256 blocks before it reads a byte of
 //! the message. Every command signs a 16-byte id under one of very few sign
 //! keys, so those two blocks are half of its work: a small cache keeps the
 //! keyed state per sign key and each call clones it.
+//!
+//! Anyone who may run the commands chooses the sign key, forged calls
+//! included, so what the cache holds is bounded in bytes, not only in
+//! entries: a key longer than `MAX_CACHED_KEY_LEN` is keyed afresh on every
+//! call and never kept (docs/tokens.md#verification).
 
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 use std::cell::RefCell;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
 pub type HmacSha256 = Hmac<Sha256>;
 
 /// How many sign keys keep a keyed state. Deployments use one, or a few
 /// during a key rotation; past this, the oldest entry is replaced.
 const CAPACITY: usize = 8;
+/// The longest sign key the cache keeps a copy of. Raw keys are advised at
+/// 32 bytes or more; a longer one costs HMAC an extra hash anyway.
+const MAX_CACHED_KEY_LEN: usize = 1024;
 
 struct Entry {
     key: Box<[u8]>,
@@ -30,6 +38,9 @@ struct KeyedStates {
 
 impl KeyedStates {
     fn keyed(&mut self, key: &[u8]) -> HmacSha256 {
+        if key.len() > MAX_CACHED_KEY_LEN {
+            return new_keyed(key);
+        }
         // Every entry is compared, in constant time: a sign key is a secret,
         // and how long the look-up takes must not tell how much of a guessed
         // key matches a cached one.
@@ -73,25 +84,9 @@ fn new_keyed(key: &[u8]) -> HmacSha256 {
     }
 }
 
-/// Whether `a == b`, in time that depends on their lengths only. Compares
-/// eight bytes at a time with `subtle`, which keeps the optimiser from
-/// turning the comparison into an early exit.
+/// Whether `a == b`, in time that depends on their lengths only (`subtle`).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut equal = Choice::from(1);
-    for (x, y) in a.chunks(8).zip(b.chunks(8)) {
-        equal &= word(x).ct_eq(&word(y));
-    }
-    equal.into()
-}
-
-/// Up to eight bytes as one word, zero-padded.
-fn word(bytes: &[u8]) -> u64 {
-    let mut word = [0; 8];
-    word[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(word)
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
@@ -121,6 +116,28 @@ mod tests {
             }
         }
         assert_eq!(states.entries.len(), CAPACITY);
+    }
+
+    #[test]
+    fn long_keys_sign_right_and_are_never_kept() {
+        let mut states = KeyedStates::default();
+        for len in [MAX_CACHED_KEY_LEN + 1, 3 << 20] {
+            for round in 0..CAPACITY + 2 {
+                let key = vec![round as u8; len];
+                let mac = states.keyed(&key);
+                assert_eq!(tag(mac, b"id"), tag(new_keyed(&key), b"id"));
+            }
+        }
+        assert!(states.entries.is_empty());
+        let longest = vec![9; MAX_CACHED_KEY_LEN];
+        for round in 0..3 * CAPACITY {
+            let mut key = longest.clone();
+            key[0] = round as u8;
+            states.keyed(&key);
+        }
+        assert_eq!(states.entries.len(), CAPACITY);
+        let held: usize = states.entries.iter().map(|e| e.key.len()).sum();
+        assert!(held <= CAPACITY * MAX_CACHED_KEY_LEN);
     }
 
     #[test]
