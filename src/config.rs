@@ -3,6 +3,7 @@
 //! (`sessiongate.max-payload-data-len 1000000`), and with
 //! `CONFIG SET/GET sessiongate.<name>`. Redis checks each value's range.
 
+use crate::api::api;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::configuration::{get_i64_default_config_value, register_i64_configuration};
 use redis_module::{raw, Context, RedisString};
@@ -93,12 +94,6 @@ fn read(value: &AtomicI64) -> usize {
 /// module path, if any. `Err` names an argument or value that cannot be used.
 pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     check_arguments(args)?;
-    // SAFETY: reads, by value, of pointers that Redis set at load.
-    let (register_numeric, load_configs) = unsafe {
-        let register = raw::RedisModule_RegisterNumericConfig;
-        let load = raw::RedisModule_LoadConfigs;
-        (register.is_some(), load)
-    };
     for setting in &SETTINGS {
         let given = get_i64_default_config_value(args, setting.name, setting.default)
             .map_err(|e| format!("{}: {e}", setting.name))?;
@@ -109,28 +104,22 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             ));
         }
         setting.value.store(given, Ordering::Relaxed);
-        if register_numeric {
-            register_i64_configuration(
-                ctx,
-                setting.name,
-                setting.value,
-                given,
-                setting.min,
-                setting.max,
-                ConfigurationFlags::DEFAULT,
-                None,
-            );
-        }
+        register_i64_configuration(
+            ctx,
+            setting.name,
+            setting.value,
+            given,
+            setting.min,
+            setting.max,
+            ConfigurationFlags::DEFAULT,
+            None,
+        );
     }
-    match load_configs {
-        // SAFETY: called once, from RedisModule_OnLoad, after registering.
-        Some(load) if unsafe { load(ctx.ctx) } == raw::REDISMODULE_ERR as i32 => {
-            Err("Redis refused the module's configuration".into())
-        }
-        Some(_) => Ok(()),
-        None => {
-            ctx.log_notice("this Redis has no module configurations (7.0+): settings come from the loadmodule arguments only");
-            Ok(())
-        }
+    // SAFETY: called once, from RedisModule_OnLoad, after registering; every
+    // server the module loads on (7.0.5+, requirements.rs) has it.
+    let loaded = unsafe { api!(RedisModule_LoadConfigs)(ctx.ctx) };
+    if loaded == raw::REDISMODULE_ERR as i32 {
+        return Err("Redis refused the module's configuration".into());
     }
+    Ok(())
 }
