@@ -125,9 +125,10 @@ fn libclang_path_is_the_only_place_searched_when_set() {
     assert!(machine.missing(&[("LIBCLANG_PATH", dir)]).is_empty());
     assert!(machine.missing(&[("LIBCLANG_PATH", &own)]).is_empty());
     // Set, but pointing at the look-alike: clang-sys looks nowhere else.
-    let cpp_only = machine.root.join("usr/lib/x86_64-linux-gnu");
+    let cpp_only = machine.file("opt/cpp-only/libclang-cpp.so.14", ELF64);
+    let cpp_only = cpp_only.parent().expect("dir");
     assert_eq!(
-        machine.missing(&[("LIBCLANG_PATH", &cpp_only)]),
+        machine.missing(&[("LIBCLANG_PATH", cpp_only)]),
         ["libclang1-14"]
     );
 }
