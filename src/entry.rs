@@ -4,6 +4,7 @@
 
 use crate::api::api;
 use crate::arg::Arg;
+use crate::command_info::{self, Doc};
 use crate::error::Rejection;
 use crate::reply::{self, Reply};
 use crate::stats;
@@ -17,12 +18,14 @@ pub type Callback =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
 /// A command as Redis registers it: name, flags and key positions (first,
-/// last, step) exactly as for `RedisModule_CreateCommand`.
+/// last, step) exactly as for `RedisModule_CreateCommand`, and what
+/// `COMMAND DOCS` shows of it.
 pub struct Command {
     pub name: &'static CStr,
     pub callback: Callback,
     pub flags: &'static CStr,
     pub keys: (c_int, c_int, c_int),
+    pub doc: &'static Doc,
 }
 
 /// Registers every command. The module does this itself rather than with
@@ -50,6 +53,8 @@ pub fn register(ctx: &redis_module::Context, commands: &[Command]) -> Status {
             return Status::Err;
         }
     }
+    let described: Vec<_> = commands.iter().map(|c| (c.name, c.flags, c.doc)).collect();
+    command_info::describe(ctx, &described);
     Status::Ok
 }
 

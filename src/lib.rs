@@ -5,6 +5,7 @@
 mod api;
 mod arg;
 mod cluster;
+mod command_info;
 mod commands;
 mod config;
 mod entry;
@@ -18,6 +19,7 @@ mod store;
 pub mod token;
 pub mod validate;
 
+use command_info::{docs, Doc};
 use entry::Command;
 use redis_module::raw::{RedisModuleCtx as Ctx, RedisModuleString as Str};
 use redis_module::{
@@ -78,19 +80,62 @@ extern "C" fn pmset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
 }
 
 // Key positions: the token (argument 2) is each session command's one key,
-// so Redis Cluster routes by it (SPEC Part 4); START has none. No ACL
-// categories, so that the module loads on Redis 7.0.
+// so Redis Cluster routes by it (docs/cluster.md#routing); START has none.
+// ACL categories follow from the flags, where the server has them
+// (command_info.rs), so that the module loads on Redis 7.0.
 const COMMANDS: [Command; 10] = [
-    command(c"sessiongate.start", start, c"write deny-oom fast", KEYLESS),
-    command(c"sessiongate.expire", expire, c"write fast", TOKEN),
-    command(c"sessiongate.pset", pset, c"write deny-oom fast", TOKEN),
-    command(c"sessiongate.pget", pget, c"readonly fast", TOKEN),
-    command(c"sessiongate.pdel", pdel, c"write fast", TOKEN),
-    command(c"sessiongate.end", end, c"write fast", TOKEN),
-    command(c"sessiongate.ttl", ttl, c"readonly fast", TOKEN),
-    command(c"sessiongate.pgetall", pgetall, c"readonly fast", TOKEN),
-    command(c"sessiongate.pmget", pmget, c"readonly fast", TOKEN),
-    command(c"sessiongate.pmset", pmset, c"write deny-oom", TOKEN),
+    command(
+        c"sessiongate.start",
+        start,
+        c"write deny-oom fast",
+        KEYLESS,
+        &docs::START,
+    ),
+    command(
+        c"sessiongate.expire",
+        expire,
+        c"write fast",
+        TOKEN,
+        &docs::EXPIRE,
+    ),
+    command(
+        c"sessiongate.pset",
+        pset,
+        c"write deny-oom fast",
+        TOKEN,
+        &docs::PSET,
+    ),
+    command(
+        c"sessiongate.pget",
+        pget,
+        c"readonly fast",
+        TOKEN,
+        &docs::PGET,
+    ),
+    command(c"sessiongate.pdel", pdel, c"write fast", TOKEN, &docs::PDEL),
+    command(c"sessiongate.end", end, c"write fast", TOKEN, &docs::END),
+    command(c"sessiongate.ttl", ttl, c"readonly fast", TOKEN, &docs::TTL),
+    command(
+        c"sessiongate.pgetall",
+        pgetall,
+        c"readonly fast",
+        TOKEN,
+        &docs::PGETALL,
+    ),
+    command(
+        c"sessiongate.pmget",
+        pmget,
+        c"readonly fast",
+        TOKEN,
+        &docs::PMGET,
+    ),
+    command(
+        c"sessiongate.pmset",
+        pmset,
+        c"write deny-oom",
+        TOKEN,
+        &docs::PMSET,
+    ),
 ];
 const TOKEN: (c_int, c_int, c_int) = (2, 2, 1);
 const KEYLESS: (c_int, c_int, c_int) = (0, 0, 0);
@@ -100,12 +145,14 @@ const fn command(
     callback: entry::Callback,
     flags: &'static CStr,
     keys: (c_int, c_int, c_int),
+    doc: &'static Doc,
 ) -> Command {
     Command {
         name,
         callback,
         flags,
         keys,
+        doc,
     }
 }
 

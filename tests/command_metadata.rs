@@ -1,0 +1,249 @@
+//! What operators see of the commands: `COMMAND DOCS` (and so redis-cli's
+//! hints), and the ACL categories they are granted by where the server has
+//! them (docs/commands.md#flags-and-key-positions,
+//! docs/configuration.md#acl-categories).
+
+mod common;
+
+use common::*;
+use redis::Connection;
+use std::collections::HashMap;
+
+const COMMANDS: [&str; 10] = [
+    "sessiongate.start",
+    "sessiongate.expire",
+    "sessiongate.pset",
+    "sessiongate.pget",
+    "sessiongate.pdel",
+    "sessiongate.end",
+    "sessiongate.ttl",
+    "sessiongate.pgetall",
+    "sessiongate.pmget",
+    "sessiongate.pmset",
+];
+const READ_ONLY: [&str; 4] = [
+    "sessiongate.pget",
+    "sessiongate.ttl",
+    "sessiongate.pgetall",
+    "sessiongate.pmget",
+];
+
+fn text(value: &Value) -> String {
+    redis::from_redis_value_ref::<String>(value).unwrap_or_else(|_| format!("{value:?}"))
+}
+
+/// A RESP2 flat array of name/value pairs, or a RESP3 map, by name.
+fn pairs(value: &Value) -> HashMap<String, Value> {
+    match value {
+        Value::Map(entries) => entries.iter().map(|(k, v)| (text(k), v.clone())).collect(),
+        Value::Array(flat) => flat
+            .chunks(2)
+            .map(|pair| (text(&pair[0]), pair[1].clone()))
+            .collect(),
+        other => panic!("not a map: {other:?}"),
+    }
+}
+
+fn list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items.clone(),
+        other => panic!("not a list: {other:?}"),
+    }
+}
+
+/// Each argument's name, type and flags, groups flattened with their parent.
+fn arguments(doc: &HashMap<String, Value>) -> Vec<String> {
+    let mut shown = Vec::new();
+    for arg in list(&doc["arguments"]) {
+        let arg = pairs(&arg);
+        let mut line = format!("{}:{}", text(&arg["name"]), text(&arg["type"]));
+        if let Some(flags) = arg.get("flags") {
+            for flag in list(flags) {
+                line.push_str(&format!(":{}", text(&flag)));
+            }
+        }
+        if let Some(inner) = arg.get("arguments") {
+            let inner: Vec<String> = list(inner)
+                .iter()
+                .map(|a| text(&pairs(a)["name"]))
+                .collect();
+            line.push_str(&format!("({})", inner.join(" ")));
+        }
+        shown.push(line);
+    }
+    shown
+}
+
+fn docs(con: &mut Connection, command: &str) -> HashMap<String, Value> {
+    let reply = call(con, &["COMMAND", "DOCS", command]).expect("COMMAND DOCS");
+    let all = pairs(&reply);
+    pairs(
+        all.get(command)
+            .unwrap_or_else(|| panic!("no docs for {command}: {all:?}")),
+    )
+}
+
+#[test]
+fn command_docs_describe_every_command() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    for command in COMMANDS {
+        let doc = docs(&mut con, command);
+        assert!(!text(&doc["summary"]).is_empty(), "{command}: summary");
+        assert!(text(&doc["complexity"]).starts_with("O("), "{command}");
+        assert_eq!(text(&doc["since"]), "0.1.0", "{command}");
+        assert_eq!(text(&doc["module"]), "sessiongate", "{command}");
+        let args = arguments(&doc);
+        assert_eq!(args[0], "sign_key:string", "{command}");
+        if command != "sessiongate.start" {
+            assert_eq!(args[1], "token:key", "{command}");
+        }
+    }
+    let expected: [(&str, &[&str]); 4] = [
+        ("sessiongate.start", &["sign_key:string", "ttl:integer"]),
+        (
+            "sessiongate.pset",
+            &[
+                "sign_key:string",
+                "token:key",
+                "payload_name:string",
+                "payload_data:string",
+            ],
+        ),
+        (
+            "sessiongate.pmget",
+            &[
+                "sign_key:string",
+                "token:key",
+                "payload_name:string:multiple",
+            ],
+        ),
+        (
+            "sessiongate.pmset",
+            &[
+                "sign_key:string",
+                "token:key",
+                "payload:block:multiple(payload_name payload_data)",
+            ],
+        ),
+    ];
+    for (command, args) in expected {
+        assert_eq!(arguments(&docs(&mut con, command)), args, "{command}");
+    }
+    // The docs leave the key positions as they were: the token, argument 2.
+    assert_eq!(
+        call(
+            &mut con,
+            &["COMMAND", "GETKEYS", "SESSIONGATE.PGET", "k", "t", "n"]
+        ),
+        Ok(Value::Array(vec![Value::BulkString(b"t".to_vec())]))
+    );
+}
+
+/// (major, minor) of the server, and whether it is Valkey.
+fn server_version(con: &mut Connection) -> ((u32, u32), bool) {
+    let valkey = info_field(con, "server", "server_name").as_deref() == Some("valkey");
+    let field = if valkey {
+        "valkey_version"
+    } else {
+        "redis_version"
+    };
+    let version = info_field(con, "server", field).expect("a version");
+    let mut parts = version
+        .split('.')
+        .map(|p| p.parse::<u32>().expect("a number"));
+    let major = parts.next().expect("major");
+    let minor = parts.next().expect("minor");
+    ((major, minor), valkey)
+}
+
+fn acl_categories(con: &mut Connection, command: &str) -> Vec<String> {
+    let info = list(&call(con, &["COMMAND", "INFO", command]).expect("COMMAND INFO"));
+    let fields = list(&info[0]);
+    list(&fields[6]).iter().map(text).collect()
+}
+
+#[test]
+fn acl_categories_where_the_server_has_them() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let (version, valkey) = server_version(&mut con);
+    // Module commands take categories from Redis 7.2 (Valkey forked from it).
+    let has_categories = valkey || version >= (7, 2);
+    let own_category = match call(&mut con, &["ACL", "CAT", "sessiongate"]) {
+        Ok(commands) => {
+            let mut names: Vec<String> = list(&commands).iter().map(text).collect();
+            names.sort();
+            let mut all = COMMANDS.map(String::from).to_vec();
+            all.sort();
+            assert_eq!(names, all, "ACL CAT sessiongate");
+            true
+        }
+        Err(e) => {
+            assert!(e.contains("Unknown category"), "{e}");
+            false
+        }
+    };
+    if !valkey {
+        assert_eq!(own_category, version >= (7, 4), "Redis {version:?}");
+    }
+    for command in COMMANDS {
+        let categories = acl_categories(&mut con, command);
+        if !has_categories {
+            assert!(categories.is_empty(), "{command}: {categories:?}");
+            continue;
+        }
+        let read_only = READ_ONLY.contains(&command);
+        assert_eq!(
+            categories.contains(&"@read".to_string()),
+            read_only,
+            "{command}: {categories:?}"
+        );
+        assert_eq!(
+            categories.contains(&"@write".to_string()),
+            !read_only,
+            "{command}: {categories:?}"
+        );
+        assert_eq!(
+            categories.contains(&"@fast".to_string()),
+            command != "sessiongate.pmset",
+            "{command}: {categories:?}"
+        );
+        assert_eq!(
+            categories.contains(&"@sessiongate".to_string()),
+            own_category,
+            "{command}: {categories:?}"
+        );
+    }
+    if own_category {
+        // The README's line for an application user: the module's commands,
+        // and nothing else.
+        ok_bytes(
+            &mut con,
+            &[
+                "ACL",
+                "SETUSER",
+                "app",
+                "on",
+                ">app-password",
+                "~*",
+                "+@sessiongate",
+            ],
+        );
+        let url = format!(
+            "unix://{}?user=app&pass=app-password",
+            server.socket().display()
+        );
+        let mut app = redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("log in as app");
+        let token = start(&mut app, "key", 60);
+        ok_bytes(&mut app, &["SESSIONGATE.PSET", "key", &token, "n", "d"]);
+        assert_eq!(
+            ok_bytes(&mut app, &["SESSIONGATE.PGET", "key", &token, "n"]),
+            b"d"
+        );
+        let refused = err(&mut app, &["GET", "x"]);
+        assert!(refused.starts_with("NOPERM"), "{refused}");
+    }
+}
