@@ -1,4 +1,4 @@
-//! Redis Cluster (SPEC Part 4): the hash slot of a token's keys, and the
+//! Redis Cluster (docs/cluster.md): the hash slot of a token's keys, and the
 //! slots this node serves, so that a keyless START mints tokens which the
 //! cluster routes back to this node.
 //!

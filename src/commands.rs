@@ -1,5 +1,6 @@
 //! The commands: parse, verify, store, reply. Each check is one named step,
-//! called in the order SPEC 1.4 fixes, so the first failure is the reply.
+//! called in the order docs/errors.md#check-order fixes, so the first failure
+//! is the reply.
 
 use crate::arg::Arg;
 use crate::cluster::Served;
@@ -196,7 +197,7 @@ fn expiry_of(arg: &Arg) -> Result<Option<i64>, Rejection> {
     validate::expiry(arg.parse_integer(), store::now_ms())
 }
 
-/// Steps 2, 4 and 5, then 7 to 9 of SPEC 1.4, for the commands with no ttl
+/// Steps 2, 4 and 5, then 7 to 9 of docs/errors.md#check-order, for the commands with no ttl
 /// between them: the token's session, authenticated.
 fn session_of<'c>(
     ctx: &'c Context,
@@ -209,7 +210,7 @@ fn session_of<'c>(
     authenticate(ctx, sign_key, &token, access)
 }
 
-/// Steps 7 to 9 of SPEC 1.4: the HMAC is right, the session exists, and it
+/// Steps 7 to 9 of docs/errors.md#check-order: the HMAC is right, the session exists, and it
 /// stores this very signature.
 fn authenticate<'c>(
     ctx: &'c Context,

@@ -1,4 +1,4 @@
-//! Every error a command replies with. Those of SPEC 1.4 are worded exactly
+//! Every error a command replies with. Those of docs/errors.md are worded exactly
 //! as the C module words them (clients match on these strings) and sent with
 //! no `ERR ` prefix; the limits name the number the check used. Depends on
 //! nothing else in the crate.

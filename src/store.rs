@@ -1,5 +1,5 @@
-//! Where a session lives in Redis (SPEC 1.2) and how every change to it
-//! reaches replicas and the AOF (SPEC Part 3).
+//! Where a session lives in Redis (docs/keys.md) and how every change to it
+//! reaches replicas and the AOF (docs/replication.md).
 //!
 //! Writes go through the key API, then each one propagates its effect, never
 //! the command: START is random, and verbatim replication would also copy the
@@ -250,7 +250,7 @@ impl<'c> Session<'c> {
     }
 
     /// Deletes one payload; true if it was there. `Err(NoPayload)` when the
-    /// session has no payloads at all (SPEC 1.3).
+    /// session has no payloads at all (docs/commands.md#pdel).
     pub fn delete_payload(&self, name: &Arg) -> Result<bool, Rejection> {
         let payloads = self.open_payloads(Access::Write)?;
         if payloads.kind() == Kind::Missing {

@@ -203,7 +203,7 @@ mod tests {
 
     /// Found by the fuzz target token_roundtrip: HMAC (RFC 2104) zero-pads
     /// a key shorter than SHA-256's 64-byte block and hashes a longer one,
-    /// so distinct sign keys can be one key to it. SPEC 1.1 fixes HMAC over
+    /// so distinct sign keys can be one key to it. docs/tokens.md#signature fixes HMAC over
     /// the raw key bytes (as the C module has it), so this is kept; the
     /// keyed-state cache, which matches keys byte for byte, must not change
     /// the verdicts.

@@ -1,6 +1,6 @@
-//! The checks of SPEC 1.4 that need nothing but an argument's bytes. Pure,
+//! The checks of docs/errors.md#check-order that need nothing but an argument's bytes. Pure,
 //! so that they are unit-tested and fuzzed without a server; the commands
-//! call them in the order SPEC 1.4 fixes.
+//! call them in that order.
 
 use crate::error::Rejection;
 use crate::token::Token;
