@@ -122,10 +122,18 @@ pub enum Claim {
 /// `expires_at`; `None` (a ttl of 0) only checks that the id is free.
 pub fn claim(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: Option<i64>) -> Claim {
     let name = key_name(ctx, token, SIGNATURE_SUFFIX);
-    // In a cluster, RM_Call refuses a key that this node does not serve (it
-    // returns NULL, which the SDK hands back as a non-integer).
-    if cluster::enabled() && !matches!(ctx.call("EXISTS", &[&name]), Ok(RedisValue::Integer(_))) {
-        return Claim::NotServedHere;
+    // In a cluster, RM_Call refuses keys that this node does not serve (it
+    // returns NULL, which the SDK hands back as a non-integer). Both keys are
+    // named, so that a slot this node is importing is refused even when the
+    // client sent ASKING before START (see cluster::importing).
+    if cluster::enabled() {
+        let payloads = key_name(ctx, token, PAYLOADS_SUFFIX);
+        if !matches!(
+            ctx.call("EXISTS", &[&name, &payloads]),
+            Ok(RedisValue::Integer(_))
+        ) {
+            return Claim::NotServedHere;
+        }
     }
     let key = Key::open(ctx, &name, Access::Write);
     if key.exists() {

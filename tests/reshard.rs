@@ -823,3 +823,75 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
         Ok(bulk("alice-y"))
     );
 }
+
+/// START is keyless, so it runs on any master, and mints only in slots that
+/// master serves; a slot it is importing is not one, even when the client
+/// sent ASKING just before START (ASKING would let a one-key check through).
+/// The node's view of its slots is a cache, up to a second old, so this
+/// moves 50 slots it served a moment ago and has it import them back.
+#[test]
+fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
+    const STARTS: usize = 30;
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (node, other, third) = (masters[0], masters[1], masters[2]);
+    let mut on_node = node.connection();
+    let mut on_other = other.connection();
+    let mut on_third = third.connection();
+    let (node_id_, other_id) = (node_id(&mut on_node), node_id(&mut on_other));
+    // The node keeps 100 slots (each START draws ids until one falls in
+    // them): 50 it will import back, 50 it serves throughout.
+    let slots = slots_of(&mut on_node, &node_id_);
+    let (importing, given) = (&slots[..50], &slots[100..]);
+    let setslots = |con: &mut Connection, slots: &[u16], state: &str, id: &str| {
+        let mut pipe = redis::pipe();
+        for s in slots {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*s)
+                .arg(state)
+                .arg(id)
+                .ignore();
+        }
+        pipe.query::<()>(con)
+            .unwrap_or_else(|e| panic!("SETSLOT {state}: {e}"));
+    };
+    for con in [&mut on_other, &mut on_node, &mut on_third] {
+        setslots(con, given, "NODE", &other_id);
+    }
+
+    // A START (ttl 0: nothing stored) reads the node's slots, the 100. Then
+    // 50 of them move away and come back as imports.
+    let cached_at = Instant::now();
+    ok_bytes(&mut on_node, &["SESSIONGATE.START", KEY, "0"]);
+    for con in [&mut on_other, &mut on_node, &mut on_third] {
+        setslots(con, importing, "NODE", &other_id);
+    }
+    setslots(&mut on_other, importing, "MIGRATING", &node_id_);
+    setslots(&mut on_node, importing, "IMPORTING", &other_id);
+    let mut pipe = redis::pipe();
+    for _ in 0..STARTS {
+        pipe.cmd("ASKING")
+            .ignore()
+            .cmd("SESSIONGATE.START")
+            .arg(KEY)
+            .arg(0);
+    }
+    let tokens: Vec<String> = pipe.query(&mut on_node).unwrap();
+    let elapsed = cached_at.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "this took {elapsed:?}: the node may have read its slots again, so it proved nothing"
+    );
+    let mut pipe = redis::pipe();
+    for token in &tokens {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(token);
+    }
+    let minted_in: Vec<u16> = pipe.query(&mut on_node).unwrap();
+    assert_eq!(minted_in.len(), STARTS);
+    let wrong = minted_in.iter().filter(|s| importing.contains(s)).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {STARTS} tokens minted in slots this node is importing"
+    );
+}
