@@ -828,10 +828,10 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
 /// master serves; a slot it is importing is not one, even when the client
 /// sent ASKING just before START (ASKING would let a one-key check through).
 /// The node's view of its slots is a cache, up to a second old, so this
-/// moves 50 slots it served a moment ago and has it import them back.
+/// moves 250 slots it served a moment ago and has it import them back.
 #[test]
 fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
-    const STARTS: usize = 30;
+    const STARTS: usize = 20;
     let cluster = Cluster::start(3, 0);
     let masters = cluster.masters();
     let (node, other, third) = (masters[0], masters[1], masters[2]);
@@ -839,10 +839,12 @@ fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
     let mut on_other = other.connection();
     let mut on_third = third.connection();
     let (node_id_, other_id) = (node_id(&mut on_node), node_id(&mut on_other));
-    // The node keeps 100 slots (each START draws ids until one falls in
-    // them): 50 it will import back, 50 it serves throughout.
+    // The node keeps 500 slots: 250 it will import back, 250 it serves
+    // throughout. With a stale view, half the STARTs would land in the
+    // first; each START draws ids until one falls in its view (about 16384
+    // / 500 draws), so the whole run takes a few milliseconds.
     let slots = slots_of(&mut on_node, &node_id_);
-    let (importing, given) = (&slots[..50], &slots[100..]);
+    let (importing, given) = (&slots[..250], &slots[500..]);
     let setslots = |con: &mut Connection, slots: &[u16], state: &str, id: &str| {
         let mut pipe = redis::pipe();
         for s in slots {
@@ -860,8 +862,8 @@ fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
         setslots(con, given, "NODE", &other_id);
     }
 
-    // A START (ttl 0: nothing stored) reads the node's slots, the 100. Then
-    // 50 of them move away and come back as imports.
+    // A START (ttl 0: nothing stored) reads the node's slots, the 500. Then
+    // 250 of them move away and come back as imports.
     let cached_at = Instant::now();
     ok_bytes(&mut on_node, &["SESSIONGATE.START", KEY, "0"]);
     for con in [&mut on_other, &mut on_node, &mut on_third] {
