@@ -5,9 +5,11 @@
 //! Redis 7.0 gives a module no slot-ownership API, so the served slots come
 //! from `CLUSTER SLOTS`, cached. The cache is re-read when it is a second
 //! old (slots this node gained get used) and as soon as it proves stale:
-//! START checks the one key it is about to create with `RM_Call`, which in a
-//! cluster refuses keys this node does not serve (a slot migrated away, or
-//! one being migrated), and that slot is then skipped.
+//! START checks the keys it is about to create with `RM_Call`, which in a
+//! cluster refuses keys this node does not serve (a slot migrated away, one
+//! being migrated, or one being imported), and that slot is then skipped.
+//! The same check tells a command that finds a session key missing whether
+//! this node is importing the slot (`importing`).
 
 use redis_module::{raw, Context, ContextFlags, RedisString, RedisValue};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -897,3 +897,77 @@ fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
         "{wrong} of {STARTS} tokens minted in slots this node is importing"
     );
 }
+
+/// The check behind TRYAGAIN runs with the client's READONLY flag too: a
+/// replica that serves reads (READONLY) answers for a missing session or
+/// payloads key as before, never TRYAGAIN.
+#[test]
+fn a_replica_serving_reads_still_says_does_not_exist() {
+    let cluster = Cluster::start(3, 1);
+    let replica = cluster
+        .nodes
+        .iter()
+        .find(|n| role(&mut n.connection()) == "slave")
+        .expect("a replica");
+    let mut on_replica = replica.connection();
+    let master_port = info_field(&mut on_replica, "replication", "master_port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the replica's master port");
+    let master = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port == master_port)
+        .expect("the replica's master");
+    let mut on_master = master.connection();
+    let (with, without, ended) = (
+        start(&mut on_master, KEY, 600),
+        start(&mut on_master, KEY, 600),
+        start(&mut on_master, KEY, 600),
+    );
+    ok_bytes(
+        &mut on_master,
+        &["SESSIONGATE.PSET", KEY, &with, "user", "alice"],
+    );
+    ok_bytes(&mut on_master, &["SESSIONGATE.END", KEY, &ended]);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut on_master)
+        .unwrap();
+    assert_eq!(acked, 1);
+
+    assert_eq!(call(&mut on_replica, &["READONLY"]), Ok(Value::Okay));
+    assert_eq!(
+        call(&mut on_replica, &["SESSIONGATE.PGET", KEY, &with, "user"]),
+        Ok(bulk("alice"))
+    );
+    assert_eq!(
+        call(
+            &mut on_replica,
+            &["SESSIONGATE.PGET", KEY, &without, "user"]
+        ),
+        Err(NO_PAYLOAD.into())
+    );
+    assert_eq!(
+        call(&mut on_replica, &["SESSIONGATE.PGETALL", KEY, &without]),
+        Ok(Value::Array(vec![]))
+    );
+    assert_eq!(
+        call(
+            &mut on_replica,
+            &["SESSIONGATE.PMGET", KEY, &without, "user"]
+        ),
+        Ok(Value::Array(vec![Value::Nil]))
+    );
+    for args in [
+        ["SESSIONGATE.PGET", KEY, &ended, "user"].as_slice(),
+        &["SESSIONGATE.TTL", KEY, &ended],
+        &["SESSIONGATE.PGETALL", KEY, &ended],
+    ] {
+        assert_eq!(
+            call(&mut on_replica, args),
+            Err(NO_SESSION.into()),
+            "{args:?}"
+        );
+    }
+}
