@@ -153,14 +153,17 @@ fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Result<V
     }
 }
 
-/// One session as the traffic knows it: what its payloads must be, and
-/// the window its expiry must fall in after the last EXPIRE.
+/// One session as the traffic knows it: what its payloads must be, the
+/// window its expiry must fall in after the last EXPIRE, and whether the
+/// traffic ends it (once the reshard runs) or has ended it.
 #[derive(Clone)]
 struct Tracked {
     token: String,
     slot: u16,
     payloads: BTreeMap<String, String>,
     expiry_window: (i64, i64),
+    to_end: bool,
+    ended: bool,
 }
 
 #[derive(Default)]
@@ -189,88 +192,206 @@ impl Traffic {
             }
         }
     }
+
+    fn merge(&mut self, other: Traffic) {
+        self.ops += other.ops;
+        self.gone += other.gone;
+        for (name, n) in other.by_command {
+            *self.by_command.entry(name).or_default() += n;
+        }
+        self.failures.extend(other.failures);
+    }
 }
 
-/// Visits `sessions` round and round until `stop`, then once more: PGET,
-/// PSET, EXPIRE and TTL on sessions with payloads, TTL, EXPIRE, PGET and
-/// PMGET of a name it does not have on those without; every reply checked.
+/// Sends `args` to the master of `slot` through `client`, counted.
+fn send(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    slot: u16,
+    name: &'static str,
+    args: &[&str],
+) -> Result<Value, String> {
+    *traffic.by_command.entry(name).or_default() += 1;
+    traffic.ops += 1;
+    routed(client, slot, args)
+}
+
+/// One visit to a session: the command of this `step`, its reply checked
+/// against what the traffic knows of the session.
+fn visit(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    session: &mut Tracked,
+    round: usize,
+    step: usize,
+) {
+    let (token, slot) = (session.token.clone(), session.slot);
+    let token = token.as_str();
+    let mut ask = |traffic: &mut Traffic, name: &'static str, args: &[&str]| {
+        (send(client, traffic, slot, name, args), name)
+    };
+    if session.ended {
+        let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+        // The one "does not exist" that is right: this session was ended.
+        if got != Err(NO_SESSION.into()) {
+            traffic.check(name, token, got, Err(NO_SESSION.into()));
+        }
+        return;
+    }
+    let user = format!("user-{round}");
+    let cart = format!("cart-{round}");
+    let (got, name, want) = match (!session.payloads.is_empty(), step) {
+        (_, 2) => {
+            let ttl = 2000 + (round % 1000) as i64;
+            let before = now_ms();
+            let (got, name) = ask(
+                traffic,
+                "EXPIRE",
+                &["SESSIONGATE.EXPIRE", KEY, token, &ttl.to_string()],
+            );
+            session.expiry_window = (before + ttl * 1000, now_ms() + ttl * 1000);
+            (got, name, Ok(Value::Okay))
+        }
+        (_, 3) | (false, 6) => {
+            let (got, name) = ask(traffic, "TTL", &["SESSIONGATE.TTL", KEY, token]);
+            let most = (session.expiry_window.1 - now_ms()) / 1000 + 1;
+            if matches!(got, Ok(Value::Int(t)) if t > 0 && t <= most) {
+                return;
+            }
+            (got, name, Err(format!("an integer in 1..={most}")))
+        }
+        (false, 0) => {
+            let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+            (got, name, Err(NO_PAYLOAD.into()))
+        }
+        (false, 1 | 7) => {
+            let (got, name) = ask(traffic, "PMGET", &["SESSIONGATE.PMGET", KEY, token, "user"]);
+            (got, name, Ok(Value::Array(vec![Value::Nil])))
+        }
+        (false, 4) => {
+            let (got, name) = ask(traffic, "PGETALL", &["SESSIONGATE.PGETALL", KEY, token]);
+            (got, name, Ok(Value::Array(vec![])))
+        }
+        (false, _) => {
+            let (got, name) = ask(traffic, "PDEL", &["SESSIONGATE.PDEL", KEY, token, "user"]);
+            (got, name, Err(NO_PAYLOAD.into()))
+        }
+        (true, 0) => {
+            let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+            (got, name, Ok(bulk(&session.payloads["user"])))
+        }
+        (true, 1) => {
+            let (got, name) = ask(
+                traffic,
+                "PSET",
+                &["SESSIONGATE.PSET", KEY, token, "user", &user],
+            );
+            // Expected from here on even if the reply was wrong (already a
+            // failure), so the final check sees it too.
+            session.payloads.insert("user".into(), user);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, 4) => {
+            let (got, name) = ask(traffic, "PGETALL", &["SESSIONGATE.PGETALL", KEY, token]);
+            let all = session
+                .payloads
+                .iter()
+                .flat_map(|(name, data)| [bulk(name), bulk(data)])
+                .collect();
+            (got, name, Ok(Value::Array(all)))
+        }
+        (true, 5) => {
+            let (got, name) = ask(
+                traffic,
+                "PMSET",
+                &[
+                    "SESSIONGATE.PMSET",
+                    KEY,
+                    token,
+                    "user",
+                    &user,
+                    "cart",
+                    &cart,
+                ],
+            );
+            session.payloads.insert("user".into(), user);
+            session.payloads.insert("cart".into(), cart);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, 6) => {
+            // A name the session does not have: OK, the session has payloads.
+            let (got, name) = ask(traffic, "PDEL", &["SESSIONGATE.PDEL", KEY, token, "none"]);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, _) => {
+            let (got, name) = ask(
+                traffic,
+                "PMGET",
+                &["SESSIONGATE.PMGET", KEY, token, "user", "cart"],
+            );
+            let want = vec![
+                bulk(&session.payloads["user"]),
+                bulk(&session.payloads["cart"]),
+            ];
+            (got, name, Ok(Value::Array(want)))
+        }
+    };
+    traffic.check(name, token, got, want);
+}
+
+/// Visits `sessions` round and round until `stop`, then once more, every
+/// reply checked: each visit sends one of PGET, PSET, EXPIRE, TTL, PGETALL,
+/// PMSET, PDEL and PMGET (for a session without payloads, the ones that
+/// read them or TTL). Once `resharding`, it ENDs the sessions meant to end,
+/// and expects "does not exist" for them from then on. Each round it also
+/// STARTs a session on each node of `starters` (the source and the target)
+/// and reads its TTL back through the cluster client.
 fn drive(
     mut client: ClusterConnection,
     mut sessions: Vec<Tracked>,
+    mut starters: Vec<Connection>,
+    resharding: &AtomicBool,
     stop: &AtomicBool,
 ) -> (Vec<Tracked>, Traffic) {
     let mut traffic = Traffic::default();
     let mut round = 0usize;
-    let mut last_round = false;
     loop {
-        if stop.load(Ordering::Relaxed) {
-            last_round = true;
-        }
+        let last_round = stop.load(Ordering::Relaxed);
         for (i, session) in sessions.iter_mut().enumerate() {
-            let step = (round + i) % 4;
-            let (token, slot) = (session.token.clone(), session.slot);
-            let mut send = |traffic: &mut Traffic, name: &'static str, args: &[&str]| {
-                *traffic.by_command.entry(name).or_default() += 1;
-                traffic.ops += 1;
-                routed(&mut client, slot, args)
+            if session.to_end && !session.ended && resharding.load(Ordering::Relaxed) {
+                let token = session.token.clone();
+                let args = ["SESSIONGATE.END", KEY, &token];
+                let got = send(&mut client, &mut traffic, session.slot, "END", &args);
+                traffic.check("END", &token, got, Ok(Value::Okay));
+                session.ended = true;
+                continue;
+            }
+            visit(&mut client, &mut traffic, session, round, (round + i) % 8);
+        }
+        for con in &mut starters {
+            traffic.ops += 1;
+            *traffic.by_command.entry("START").or_default() += 1;
+            let token = match call(con, &["SESSIONGATE.START", KEY, "600"]) {
+                Ok(Value::BulkString(token)) => String::from_utf8(token).expect("ASCII"),
+                other => {
+                    traffic.check("START", "-", other, Err("a token".into()));
+                    continue;
+                }
             };
-            let has_payloads = !session.payloads.is_empty();
-            match (has_payloads, step) {
-                (true, 0) => {
-                    let got = send(
-                        &mut traffic,
-                        "PGET",
-                        &["SESSIONGATE.PGET", KEY, &token, "user"],
-                    );
-                    let want = Ok(bulk(&session.payloads["user"]));
-                    traffic.check("PGET", &token, got, want);
-                }
-                (true, 1) => {
-                    let data = format!("user-{round}-{i}");
-                    let got = send(
-                        &mut traffic,
-                        "PSET",
-                        &["SESSIONGATE.PSET", KEY, &token, "user", &data],
-                    );
-                    // Expected from here on even if the reply was wrong
-                    // (already a failure), so the final check sees it too.
-                    traffic.check("PSET", &token, got, Ok(Value::Okay));
-                    session.payloads.insert("user".into(), data);
-                }
-                (_, 2) => {
-                    let ttl = 2000 + (round % 1000) as i64;
-                    let before = now_ms();
-                    let got = send(
-                        &mut traffic,
-                        "EXPIRE",
-                        &["SESSIONGATE.EXPIRE", KEY, &token, &ttl.to_string()],
-                    );
-                    let after = now_ms();
-                    traffic.check("EXPIRE", &token, got, Ok(Value::Okay));
-                    session.expiry_window = (before + ttl * 1000, after + ttl * 1000);
-                }
-                (false, 0) => {
-                    let got = send(
-                        &mut traffic,
-                        "PGET",
-                        &["SESSIONGATE.PGET", KEY, &token, "user"],
-                    );
-                    traffic.check("PGET", &token, got, Err(NO_PAYLOAD.into()));
-                    let got = send(
-                        &mut traffic,
-                        "PMGET",
-                        &["SESSIONGATE.PMGET", KEY, &token, "user"],
-                    );
-                    traffic.check("PMGET", &token, got, Ok(Value::Array(vec![Value::Nil])));
-                }
-                _ => {
-                    let got = send(&mut traffic, "TTL", &["SESSIONGATE.TTL", KEY, &token]);
-                    let most = (session.expiry_window.1 - now_ms()) / 1000 + 1;
-                    if !matches!(got, Ok(Value::Int(t)) if t > 0 && t <= most) {
-                        let want = Err(format!("an integer in 1..={most}"));
-                        traffic.check("TTL", &token, got, want);
-                    }
-                }
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&token)
+                .query(con)
+                .unwrap();
+            let got = send(
+                &mut client,
+                &mut traffic,
+                slot,
+                "TTL",
+                &["SESSIONGATE.TTL", KEY, &token],
+            );
+            if !matches!(got, Ok(Value::Int(598..=600))) {
+                traffic.check("TTL of a new session", &token, got, Ok(Value::Int(600)));
             }
         }
         round += 1;
@@ -331,17 +452,25 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
             slot,
             payloads,
             expiry_window: (at, at),
+            to_end: i % 10 == 9,
+            ended: false,
         });
     }
     let with_payloads = sessions.iter().filter(|s| !s.payloads.is_empty()).count();
+    let to_end = sessions.iter().filter(|s| s.to_end).count();
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let (resharding, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let chunk = sessions.len().div_ceil(TRAFFIC_THREADS);
     let drivers: Vec<_> = sessions
         .chunks(chunk)
         .map(|part| {
-            let (client, part, stop) = (patient_client(&cluster), part.to_vec(), stop.clone());
-            thread::spawn(move || drive(client, part, &stop))
+            let client = patient_client(&cluster);
+            let starters = vec![source.connection(), target.connection()];
+            let (part, resharding, stop) = (part.to_vec(), resharding.clone(), stop.clone());
+            thread::spawn(move || drive(client, part, starters, &resharding, &stop))
         })
         .collect();
     thread::sleep(Duration::from_millis(300));
@@ -365,6 +494,7 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
         .stderr(std::fs::File::create(log_dir.join("reshard.err")).unwrap())
         .spawn()
         .expect("run redis-cli --cluster reshard");
+    resharding.store(true, Ordering::Relaxed);
     let status = loop {
         if let Some(status) = reshard.try_wait().unwrap() {
             break Some(status);
@@ -383,18 +513,14 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     for driver in drivers {
         let (part, part_traffic) = driver.join().expect("a traffic thread");
         sessions.extend(part);
-        traffic.ops += part_traffic.ops;
-        traffic.gone += part_traffic.gone;
-        for (name, n) in part_traffic.by_command {
-            *traffic.by_command.entry(name).or_default() += n;
-        }
-        traffic.failures.extend(part_traffic.failures);
+        traffic.merge(part_traffic);
     }
     let tryagains = error_count(&masters, "TRYAGAIN");
     let asks = error_count(&masters, "ASK");
     eprintln!(
-        "reshard of {MOVED_SLOTS} slots took {reshard_took:?}; {} sessions ({with_payloads} with payloads); \
-         {} commands sent {:?}; the nodes replied ASK {asks} and TRYAGAIN {tryagains} times",
+        "reshard of {MOVED_SLOTS} slots took {reshard_took:?}; {} sessions ({with_payloads} with payloads, \
+         {to_end} ended during the reshard); {} commands sent {:?}; the nodes replied ASK {asks} and \
+         TRYAGAIN {tryagains} times",
         sessions.len(),
         traffic.ops,
         traffic.by_command
@@ -444,6 +570,15 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     }
     for session in &sessions {
         let token = &session.token;
+        if session.to_end {
+            assert!(session.ended, "{token} was never ended");
+            // Neither key arrived later as an orphan (the source's slots
+            // are empty, above).
+            for key in [signature_key_of(token), payloads_key_of(token)] {
+                assert_eq!(exists(&mut on_target, &key), 0, "{key} on the target");
+            }
+            continue;
+        }
         let stored: String = redis::cmd("GET")
             .arg(signature_key_of(token))
             .query(&mut on_target)
