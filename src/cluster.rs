@@ -5,11 +5,13 @@
 //! Redis 7.0 gives a module no slot-ownership API, so the served slots come
 //! from `CLUSTER SLOTS`, cached. The cache is re-read when it is a second
 //! old (slots this node gained get used) and as soon as it proves stale:
-//! START checks the one key it is about to create with `RM_Call`, which in a
-//! cluster refuses keys this node does not serve (a slot migrated away, or
-//! one being migrated), and that slot is then skipped.
+//! START checks the keys it is about to create with `RM_Call`, which in a
+//! cluster refuses keys this node does not serve (a slot migrated away, one
+//! being migrated, or one being imported), and that slot is then skipped.
+//! The same check tells a command that finds a session key missing whether
+//! this node is importing the slot (`importing`).
 
-use redis_module::{raw, Context, ContextFlags, RedisValue};
+use redis_module::{raw, Context, ContextFlags, RedisString, RedisValue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +32,39 @@ pub fn detect_mode(ctx: &Context) {
 
 pub fn enabled() -> bool {
     CLUSTER_MODE.load(Ordering::Relaxed)
+}
+
+/// Whether this node is importing the slot of `keys` (two different keys
+/// of one slot, at least one of which the caller found missing): then the
+/// missing key may still be on its way from the source, and the command
+/// must reply TRYAGAIN instead of acting on its absence (SPEC Part 4,
+/// "During a migration"). False outside a cluster.
+///
+/// How the module knows, with no slot API in Redis 7.0: it asks Redis' own
+/// routing. In a cluster, `RM_Call` runs the check Redis runs on every
+/// client command (`getNodeByQuery`), after copying the calling client's
+/// ASKING and READONLY flags onto its own client. On a node importing a
+/// slot, a command under ASKING passes that check if it names one key
+/// (which is how the command at hand, whose one declared key is the token,
+/// got to run here), but is refused if it names several keys of the slot
+/// and any of them is missing: Redis' own TRYAGAIN case for multi-key
+/// commands. So `EXISTS` of the two keys is refused exactly when this node
+/// is importing the slot and a key is missing. Wherever else the command at
+/// hand can run (a slot this node serves, a replica read under READONLY, a
+/// cluster that is down but allows reads) the same check lets `EXISTS`
+/// through. (A client without ASKING would have been sent to the source
+/// with MOVED before the command ran.)
+///
+/// Never stale: this is no cache but the server's slot table and keyspace
+/// as they are during this very command (Redis runs one command at a time,
+/// and keeps the clock still within it, so neither changes in between). The
+/// answer is "importing" for as long as the slot is open here with a key of
+/// the session missing, that is until `CLUSTER SETSLOT <slot> NODE` closes
+/// the import, which an operator (or `redis-cli --cluster reshard`) sends
+/// after the last key has been migrated. Only the missing path asks, so a
+/// command whose keys are all here makes no extra call.
+pub fn importing(ctx: &Context, keys: [&RedisString; 2]) -> bool {
+    enabled() && !matches!(ctx.call("EXISTS", &keys), Ok(RedisValue::Integer(_)))
 }
 
 /// The slot of a key whose hash tag is `tag`: CRC16 (XMODEM) modulo 16384,

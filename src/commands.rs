@@ -67,9 +67,9 @@ pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
     let expires_at = expiry_of(ttl)?;
     let session = authenticate(ctx, sign_key, &token, Access::Write)?;
     match expires_at {
-        Some(at) => session.expire_at(at),
+        Some(at) => session.expire_at(at)?,
         None => {
-            session.end();
+            session.end()?;
             stats::SESSIONS_ENDED_BY_EXPIRE_0.incr();
         }
     }
@@ -180,7 +180,7 @@ pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
     let [_, sign_key, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    session_of(ctx, sign_key, token, Access::Write)?.end();
+    session_of(ctx, sign_key, token, Access::Write)?.end()?;
     stats::SESSIONS_ENDED.incr();
     Ok(Answer::Ok)
 }
@@ -221,7 +221,7 @@ fn authenticate<'c>(
     if !token.is_signed_by(sign_key) {
         return Err(Rejection::ForgedSignature);
     }
-    let session = Session::find(ctx, token, access).ok_or(Rejection::NoSession)?;
+    let session = Session::find(ctx, token, access)?;
     if !session.stores_signature(token.signature) {
         return Err(Rejection::StaleSignature);
     }

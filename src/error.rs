@@ -29,6 +29,9 @@ pub enum Rejection {
     WrongType,
     NoServedSlot,
     NoFreeId,
+    /// A session key is missing on a node importing the session's slot: it
+    /// may still be on its way (SPEC Part 4, "During a migration").
+    TryAgain,
     /// The command panicked; the panic is in the Redis log.
     Internal,
 }
@@ -69,6 +72,8 @@ impl Rejection {
             // Not in the C module, which knows no cluster: Redis' own style.
             NoServedSlot => c"ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots",
             NoFreeId => c"ERR no unused session id found in the slots this node serves; try again",
+            // Redis' own code for "retry this command", which cluster clients retry.
+            TryAgain => c"TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet",
             Internal => c"ERR sessiongate internal error (details in the Redis log)",
         })
     }

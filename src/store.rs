@@ -80,6 +80,34 @@ impl KeyNames {
             payloads: key_name(ctx, token, PAYLOADS_SUFFIX),
         }
     }
+
+    /// Called when a command finds one of the session's keys missing, before
+    /// it acts on that: `Err(TryAgain)` if this node is importing the
+    /// session's slot (`cluster::importing`), where the key may still be on
+    /// its way from the source. Nothing is written before this is asked.
+    ///
+    /// Which key each command needs here while the slot is being imported,
+    /// and so when it replies TRYAGAIN (in place of step 8 of SPEC 1.4 for
+    /// the signature key; after the payload argument checks, steps 10 and
+    /// 11, for the payloads key):
+    ///
+    /// | command | needs | why the payloads key |
+    /// |---|---|---|
+    /// | TTL | signature | - |
+    /// | PGET, PMGET, PGETALL, PDEL | signature, payloads | a missing payloads key cannot be told from a session without payloads |
+    /// | PSET, PMSET | signature, payloads | a payloads key created here would make the MIGRATE of the source's fail with BUSYKEY, stopping the reshard |
+    /// | EXPIRE | signature, payloads | the source's payloads key would arrive later with the old expiry (with EXPIRE 0, as an orphan) |
+    /// | END | signature, payloads | the source's payloads key would arrive later, an orphan |
+    /// | START | none (keyless) | it creates keys only in slots this node serves, and an importing slot is not one (see `claim`) |
+    ///
+    /// So a session without payloads gets TRYAGAIN from every command but TTL
+    /// until its slot's import ends, which is the moment this node can tell.
+    fn settle(&self, ctx: &Context) -> Result<(), Rejection> {
+        if cluster::importing(ctx, [&self.signature, &self.payloads]) {
+            return Err(Rejection::TryAgain);
+        }
+        Ok(())
+    }
 }
 
 /// What START's attempt to claim a freshly minted token came to.
@@ -96,10 +124,18 @@ pub enum Claim {
 /// `expires_at`; `None` (a ttl of 0) only checks that the id is free.
 pub fn claim(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: Option<i64>) -> Claim {
     let name = key_name(ctx, token, SIGNATURE_SUFFIX);
-    // In a cluster, RM_Call refuses a key that this node does not serve (it
-    // returns NULL, which the SDK hands back as a non-integer).
-    if cluster::enabled() && !matches!(ctx.call("EXISTS", &[&name]), Ok(RedisValue::Integer(_))) {
-        return Claim::NotServedHere;
+    // In a cluster, RM_Call refuses keys that this node does not serve (it
+    // returns NULL, which the SDK hands back as a non-integer). Both keys are
+    // named, so that a slot this node is importing is refused even when the
+    // client sent ASKING before START (see cluster::importing).
+    if cluster::enabled() {
+        let payloads = key_name(ctx, token, PAYLOADS_SUFFIX);
+        if !matches!(
+            ctx.call("EXISTS", &[&name, &payloads]),
+            Ok(RedisValue::Integer(_))
+        ) {
+            return Claim::NotServedHere;
+        }
     }
     let key = Key::open(ctx, &name, Access::Write);
     if key.exists() {
@@ -134,11 +170,16 @@ pub struct Session<'c> {
 }
 
 impl<'c> Session<'c> {
-    /// The token's session, or `None` if it does not exist (or expired).
-    pub fn find(ctx: &'c Context, token: &Token, access: Access) -> Option<Self> {
+    /// The token's session; `Err(NoSession)` if it does not exist (or
+    /// expired), `Err(TryAgain)` if it may still be on its way here.
+    pub fn find(ctx: &'c Context, token: &Token, access: Access) -> Result<Self, Rejection> {
         let names = KeyNames::of(ctx, token.bytes);
         let signature = Key::open(ctx, &names.signature, access);
-        signature.exists().then_some(Session {
+        if !signature.exists() {
+            names.settle(ctx)?;
+            return Err(Rejection::NoSession);
+        }
+        Ok(Session {
             ctx,
             names,
             signature,
@@ -162,7 +203,8 @@ impl<'c> Session<'c> {
     fn open_payloads(&self, access: Access) -> Result<Key, Rejection> {
         let payloads = Key::open(self.ctx, &self.names.payloads, access);
         match payloads.kind() {
-            Kind::Hash | Kind::Missing => Ok(payloads),
+            Kind::Hash => Ok(payloads),
+            Kind::Missing => self.names.settle(self.ctx).map(|()| payloads),
             _ => Err(Rejection::WrongType),
         }
     }
@@ -273,13 +315,16 @@ impl<'c> Session<'c> {
     }
 
     /// Moves both keys' expiry to `expires_at`. Needs `Access::Write`.
-    pub fn expire_at(&self, expires_at: i64) {
+    pub fn expire_at(&self, expires_at: i64) -> Result<(), Rejection> {
         let ctx = self.ctx;
+        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
+        if !payloads.exists() {
+            self.names.settle(ctx)?;
+        }
         let at = expires_at as c_longlong;
         self.signature.set_expires_at(Some(expires_at));
         replicate!(ctx, "PEXPIREAT", "sl", self.names.signature.inner, at);
         signal_modified(ctx, &self.names.signature);
-        let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
         if payloads.exists() {
             payloads.set_expires_at(Some(expires_at));
             drop(payloads);
@@ -287,14 +332,18 @@ impl<'c> Session<'c> {
             signal_modified(ctx, &self.names.payloads);
         }
         self.notify(c"sessiongate.expire");
+        Ok(())
     }
 
     /// Deletes both keys. Needs `Access::Write`.
-    pub fn end(self) {
+    pub fn end(self) -> Result<(), Rejection> {
         let ctx = self.ctx;
-        self.signature.unlink();
         let payloads = Key::open(ctx, &self.names.payloads, Access::Write);
         let had_payloads = payloads.exists();
+        if !had_payloads {
+            self.names.settle(ctx)?;
+        }
+        self.signature.unlink();
         payloads.unlink();
         drop(payloads);
         let (signature_key, payloads_key) = (self.names.signature.inner, self.names.payloads.inner);
@@ -306,6 +355,7 @@ impl<'c> Session<'c> {
         }
         signal_modified(ctx, &self.names.signature);
         self.notify(c"sessiongate.end");
+        Ok(())
     }
 
     fn notify(&self, event: &CStr) {

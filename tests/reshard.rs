@@ -1,0 +1,1108 @@
+//! SPEC Part 4, "During a migration": while a slot moves, the source
+//! redirects every command for it with ASK (a token is never itself a key),
+//! and the importing node answers TRYAGAIN for a session whose keys are not
+//! all there yet, never "does not exist", and writes nothing for it; a
+//! session whose keys have arrived is served there.
+
+mod common;
+
+use common::cluster::*;
+use common::*;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::Connection;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const KEY: &str = "reshard-sign-key";
+const NO_SESSION: &str = "the session id contained in <token> does not exist";
+const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
+const FORGED: &str = "the signature contained in <token> is invalid";
+const EMPTY_NAME: &str = "<payload_name> must have at least one character";
+const EMPTY_DATA: &str = "<payload_data> must have at least one character";
+const BAD_TTL: &str = "<ttl> must be a valid integer that represents seconds";
+const TRY_AGAIN: &str =
+    "TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet";
+
+/// Slots `redis-cli --cluster reshard` moves: the source's lowest ones.
+const MOVED_SLOTS: usize = 32;
+/// Live sessions in those slots; one in four has no payload.
+const SESSIONS: usize = 320;
+const TRAFFIC_THREADS: usize = 4;
+const RESHARD_DEADLINE: Duration = Duration::from_secs(240);
+const MINT_DEADLINE: Duration = Duration::from_secs(180);
+/// What MIGRATE may add to a key's PEXPIRETIME: it carries TTLs as relative
+/// times, so the moved key's expiry shifts by the milliseconds the move takes.
+const MIGRATE_SHIFT_MS: i64 = 1000;
+
+fn signature_key_of(token: &str) -> String {
+    format!("sg-session:{{{token}}}:signature")
+}
+
+fn payloads_key_of(token: &str) -> String {
+    format!("sg-session:{{{token}}}:payloads")
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970");
+    i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
+}
+
+fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
+}
+
+fn bulk(data: &str) -> Value {
+    Value::BulkString(data.as_bytes().to_vec())
+}
+
+/// The slots `CLUSTER SLOTS` on `con` gives to the master `id`, ascending.
+fn slots_of(con: &mut Connection, id: &str) -> Vec<u16> {
+    let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(con).unwrap();
+    let mut slots = Vec::new();
+    for range in ranges {
+        let first: u16 = redis::from_redis_value_ref(&range[0]).unwrap();
+        let last: u16 = redis::from_redis_value_ref(&range[1]).unwrap();
+        let master: Vec<Value> = redis::from_redis_value_ref(&range[2]).unwrap();
+        let master_id: String = redis::from_redis_value_ref(&master[2]).unwrap();
+        if master_id == id {
+            slots.extend(first..=last);
+        }
+    }
+    slots.sort_unstable();
+    slots
+}
+
+/// Starts sessions on `con` (pipelined) until `wanted` of them fall in
+/// `slots`; those, with their slots. The others stay, in slots that do not move.
+fn sessions_in(con: &mut Connection, slots: &BTreeSet<u16>, wanted: usize) -> Vec<(String, u16)> {
+    const BATCH: usize = 1000;
+    let started = Instant::now();
+    let mut found = Vec::new();
+    while found.len() < wanted {
+        assert!(
+            started.elapsed() < MINT_DEADLINE,
+            "only {} of {wanted} sessions in the moving slots after {MINT_DEADLINE:?}",
+            found.len()
+        );
+        let mut pipe = redis::pipe();
+        for _ in 0..BATCH {
+            pipe.cmd("SESSIONGATE.START").arg(KEY).arg(3600);
+        }
+        let tokens: Vec<String> = pipe.query(con).unwrap();
+        let mut pipe = redis::pipe();
+        for token in &tokens {
+            pipe.cmd("CLUSTER").arg("KEYSLOT").arg(token);
+        }
+        let token_slots: Vec<u16> = pipe.query(con).unwrap();
+        found.extend(
+            tokens
+                .into_iter()
+                .zip(token_slots)
+                .filter(|(_, slot)| slots.contains(slot)),
+        );
+    }
+    found.truncate(wanted);
+    found
+}
+
+/// A cluster client patient enough for a reshard: it follows ASK and retries
+/// TRYAGAIN. Each TRYAGAIN costs it two retries (the source's ASK, then the
+/// importing node's TRYAGAIN); the wait before each is 1 to 50 ms (exponent
+/// base 1: redis-rs computes base^retry, which overflows past 63 retries
+/// with base 2), so 600 retries wait out at least 300 TRYAGAINs, seconds of
+/// a slot in flight.
+fn patient_client(cluster: &Cluster) -> ClusterConnection {
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect();
+    ClusterClient::builder(urls)
+        .retries(600)
+        .min_retry_wait(1)
+        .max_retry_wait(50)
+        .retry_wait_formula(50, 1)
+        .connection_timeout(Duration::from_secs(5))
+        .response_timeout(Duration::from_secs(10))
+        .build()
+        .and_then(|c| c.get_connection())
+        .expect("a cluster connection")
+}
+
+/// Sends a command to the master of `slot`, as a client that follows the
+/// module's key positions does; errors as their exact text.
+fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    let route = Route::new(slot, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    match cluster.route_command(&cmd, routing) {
+        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        Ok(value) => Ok(value),
+        Err(e) => Err(match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("client error: {e}"),
+        }),
+    }
+}
+
+/// One session as the traffic knows it: what its payloads must be, the
+/// window its expiry must fall in after the last EXPIRE, and whether the
+/// traffic ends it (once the reshard runs) or has ended it.
+#[derive(Clone)]
+struct Tracked {
+    token: String,
+    slot: u16,
+    payloads: BTreeMap<String, String>,
+    expiry_window: (i64, i64),
+    to_end: bool,
+    ended: bool,
+}
+
+#[derive(Default)]
+struct Traffic {
+    ops: usize,
+    by_command: BTreeMap<&'static str, usize>,
+    gone: usize,
+    failures: Vec<String>,
+}
+
+impl Traffic {
+    fn check(
+        &mut self,
+        what: &str,
+        token: &str,
+        got: Result<Value, String>,
+        want: Result<Value, String>,
+    ) {
+        if got != want {
+            if got == Err(NO_SESSION.to_string()) {
+                self.gone += 1;
+            }
+            if self.failures.len() < 20 {
+                self.failures
+                    .push(format!("{what} {token}: got {got:?}, want {want:?}"));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Traffic) {
+        self.ops += other.ops;
+        self.gone += other.gone;
+        for (name, n) in other.by_command {
+            *self.by_command.entry(name).or_default() += n;
+        }
+        self.failures.extend(other.failures);
+    }
+}
+
+/// Sends `args` to the master of `slot` through `client`, counted.
+fn send(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    slot: u16,
+    name: &'static str,
+    args: &[&str],
+) -> Result<Value, String> {
+    *traffic.by_command.entry(name).or_default() += 1;
+    traffic.ops += 1;
+    routed(client, slot, args)
+}
+
+/// One visit to a session: the command of this `step`, its reply checked
+/// against what the traffic knows of the session.
+fn visit(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    session: &mut Tracked,
+    round: usize,
+    step: usize,
+) {
+    let (token, slot) = (session.token.clone(), session.slot);
+    let token = token.as_str();
+    let mut ask = |traffic: &mut Traffic, name: &'static str, args: &[&str]| {
+        (send(client, traffic, slot, name, args), name)
+    };
+    if session.ended {
+        let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+        // The one "does not exist" that is right: this session was ended.
+        if got != Err(NO_SESSION.into()) {
+            traffic.check(name, token, got, Err(NO_SESSION.into()));
+        }
+        return;
+    }
+    let user = format!("user-{round}");
+    let cart = format!("cart-{round}");
+    let (got, name, want) = match (!session.payloads.is_empty(), step) {
+        (_, 2) => {
+            let ttl = 2000 + (round % 1000) as i64;
+            let before = now_ms();
+            let (got, name) = ask(
+                traffic,
+                "EXPIRE",
+                &["SESSIONGATE.EXPIRE", KEY, token, &ttl.to_string()],
+            );
+            session.expiry_window = (before + ttl * 1000, now_ms() + ttl * 1000);
+            (got, name, Ok(Value::Okay))
+        }
+        (_, 3) | (false, 6) => {
+            let (got, name) = ask(traffic, "TTL", &["SESSIONGATE.TTL", KEY, token]);
+            let most = (session.expiry_window.1 - now_ms()) / 1000 + 1;
+            if matches!(got, Ok(Value::Int(t)) if t > 0 && t <= most) {
+                return;
+            }
+            (got, name, Err(format!("an integer in 1..={most}")))
+        }
+        (false, 0) => {
+            let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+            (got, name, Err(NO_PAYLOAD.into()))
+        }
+        (false, 1 | 7) => {
+            let (got, name) = ask(traffic, "PMGET", &["SESSIONGATE.PMGET", KEY, token, "user"]);
+            (got, name, Ok(Value::Array(vec![Value::Nil])))
+        }
+        (false, 4) => {
+            let (got, name) = ask(traffic, "PGETALL", &["SESSIONGATE.PGETALL", KEY, token]);
+            (got, name, Ok(Value::Array(vec![])))
+        }
+        (false, _) => {
+            let (got, name) = ask(traffic, "PDEL", &["SESSIONGATE.PDEL", KEY, token, "user"]);
+            (got, name, Err(NO_PAYLOAD.into()))
+        }
+        (true, 0) => {
+            let (got, name) = ask(traffic, "PGET", &["SESSIONGATE.PGET", KEY, token, "user"]);
+            (got, name, Ok(bulk(&session.payloads["user"])))
+        }
+        (true, 1) => {
+            let (got, name) = ask(
+                traffic,
+                "PSET",
+                &["SESSIONGATE.PSET", KEY, token, "user", &user],
+            );
+            // Expected from here on even if the reply was wrong (already a
+            // failure), so the final check sees it too.
+            session.payloads.insert("user".into(), user);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, 4) => {
+            let (got, name) = ask(traffic, "PGETALL", &["SESSIONGATE.PGETALL", KEY, token]);
+            let all = session
+                .payloads
+                .iter()
+                .flat_map(|(name, data)| [bulk(name), bulk(data)])
+                .collect();
+            (got, name, Ok(Value::Array(all)))
+        }
+        (true, 5) => {
+            let (got, name) = ask(
+                traffic,
+                "PMSET",
+                &[
+                    "SESSIONGATE.PMSET",
+                    KEY,
+                    token,
+                    "user",
+                    &user,
+                    "cart",
+                    &cart,
+                ],
+            );
+            session.payloads.insert("user".into(), user);
+            session.payloads.insert("cart".into(), cart);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, 6) => {
+            // A name the session does not have: OK, the session has payloads.
+            let (got, name) = ask(traffic, "PDEL", &["SESSIONGATE.PDEL", KEY, token, "none"]);
+            (got, name, Ok(Value::Okay))
+        }
+        (true, _) => {
+            let (got, name) = ask(
+                traffic,
+                "PMGET",
+                &["SESSIONGATE.PMGET", KEY, token, "user", "cart"],
+            );
+            let want = vec![
+                bulk(&session.payloads["user"]),
+                bulk(&session.payloads["cart"]),
+            ];
+            (got, name, Ok(Value::Array(want)))
+        }
+    };
+    traffic.check(name, token, got, want);
+}
+
+/// Visits `sessions` round and round until `stop`, then once more, every
+/// reply checked: each visit sends one of PGET, PSET, EXPIRE, TTL, PGETALL,
+/// PMSET, PDEL and PMGET (for a session without payloads, the ones that
+/// read them or TTL). Once `resharding`, it ENDs the sessions meant to end,
+/// and expects "does not exist" for them from then on. Each round it also
+/// STARTs a session on each node of `starters` (the source and the target)
+/// and reads its TTL back through the cluster client.
+fn drive(
+    mut client: ClusterConnection,
+    mut sessions: Vec<Tracked>,
+    mut starters: Vec<Connection>,
+    resharding: &AtomicBool,
+    stop: &AtomicBool,
+) -> (Vec<Tracked>, Traffic) {
+    let mut traffic = Traffic::default();
+    let mut round = 0usize;
+    loop {
+        let last_round = stop.load(Ordering::Relaxed);
+        for (i, session) in sessions.iter_mut().enumerate() {
+            if session.to_end && !session.ended && resharding.load(Ordering::Relaxed) {
+                let token = session.token.clone();
+                let args = ["SESSIONGATE.END", KEY, &token];
+                let got = send(&mut client, &mut traffic, session.slot, "END", &args);
+                traffic.check("END", &token, got, Ok(Value::Okay));
+                session.ended = true;
+                continue;
+            }
+            visit(&mut client, &mut traffic, session, round, (round + i) % 8);
+        }
+        for con in &mut starters {
+            traffic.ops += 1;
+            *traffic.by_command.entry("START").or_default() += 1;
+            let token = match call(con, &["SESSIONGATE.START", KEY, "600"]) {
+                Ok(Value::BulkString(token)) => String::from_utf8(token).expect("ASCII"),
+                other => {
+                    traffic.check("START", "-", other, Err("a token".into()));
+                    continue;
+                }
+            };
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&token)
+                .query(con)
+                .unwrap();
+            let got = send(
+                &mut client,
+                &mut traffic,
+                slot,
+                "TTL",
+                &["SESSIONGATE.TTL", KEY, &token],
+            );
+            if !matches!(got, Ok(Value::Int(598..=600))) {
+                traffic.check("TTL of a new session", &token, got, Ok(Value::Int(600)));
+            }
+        }
+        round += 1;
+        if last_round {
+            return (sessions, traffic);
+        }
+    }
+}
+
+/// The sum of `errorstat_<code>` counts over `nodes` (INFO errorstats).
+fn error_count(nodes: &[&Server], code: &str) -> u64 {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            info_field(
+                &mut n.connection(),
+                "errorstats",
+                &format!("errorstat_{code}"),
+            )
+        })
+        .filter_map(|v| v.strip_prefix("count=").and_then(|c| c.parse::<u64>().ok()))
+        .sum()
+}
+
+#[test]
+fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let mut ids = Vec::new();
+    for master in &masters {
+        ids.push(node_id(&mut master.connection()));
+    }
+    let (source, target) = (masters[0], masters[1]);
+    let (source_id, target_id) = (ids[0].clone(), ids[1].clone());
+    let mut on_source = source.connection();
+    let moving: BTreeSet<u16> = slots_of(&mut on_source, &source_id)
+        .into_iter()
+        .take(MOVED_SLOTS)
+        .collect();
+    assert_eq!(moving.len(), MOVED_SLOTS);
+
+    let minted = sessions_in(&mut on_source, &moving, SESSIONS);
+    let mut sessions = Vec::new();
+    for (i, (token, slot)) in minted.into_iter().enumerate() {
+        let mut payloads = BTreeMap::new();
+        if i % 4 != 3 {
+            for (name, data) in [("user", format!("user-{i}")), ("cart", format!("cart-{i}"))] {
+                ok_bytes(
+                    &mut on_source,
+                    &["SESSIONGATE.PSET", KEY, &token, name, &data],
+                );
+                payloads.insert(name.to_string(), data);
+            }
+        }
+        let at = pexpiretime(&mut on_source, &signature_key_of(&token));
+        sessions.push(Tracked {
+            token,
+            slot,
+            payloads,
+            expiry_window: (at, at),
+            to_end: i % 10 == 9,
+            ended: false,
+        });
+    }
+    let with_payloads = sessions.iter().filter(|s| !s.payloads.is_empty()).count();
+    let to_end = sessions.iter().filter(|s| s.to_end).count();
+
+    let (resharding, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let chunk = sessions.len().div_ceil(TRAFFIC_THREADS);
+    let drivers: Vec<_> = sessions
+        .chunks(chunk)
+        .map(|part| {
+            let client = patient_client(&cluster);
+            let starters = vec![source.connection(), target.connection()];
+            let (part, resharding, stop) = (part.to_vec(), resharding.clone(), stop.clone());
+            thread::spawn(move || drive(client, part, starters, &resharding, &stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+
+    // --cluster-pipeline 1: one key per MIGRATE, so a session's signature
+    // key often sits on the target while its payloads key is still on the
+    // source, and the other way round.
+    let log_dir = fresh_dir();
+    let reshard_started = Instant::now();
+    let mut reshard = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", source.port),
+        ])
+        .args(["--cluster-from", &source_id, "--cluster-to", &target_id])
+        .args(["--cluster-slots", &MOVED_SLOTS.to_string(), "--cluster-yes"])
+        .args(["--cluster-pipeline", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log_dir.join("reshard.out")).unwrap())
+        .stderr(std::fs::File::create(log_dir.join("reshard.err")).unwrap())
+        .spawn()
+        .expect("run redis-cli --cluster reshard");
+    resharding.store(true, Ordering::Relaxed);
+    let status = loop {
+        if let Some(status) = reshard.try_wait().unwrap() {
+            break Some(status);
+        }
+        if reshard_started.elapsed() > RESHARD_DEADLINE {
+            let _ = reshard.kill();
+            let _ = reshard.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let reshard_took = reshard_started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut traffic = Traffic::default();
+    let mut sessions = Vec::new();
+    for driver in drivers {
+        let (part, part_traffic) = driver.join().expect("a traffic thread");
+        sessions.extend(part);
+        traffic.merge(part_traffic);
+    }
+    let tryagains = error_count(&masters, "TRYAGAIN");
+    let asks = error_count(&masters, "ASK");
+    eprintln!(
+        "reshard of {MOVED_SLOTS} slots took {reshard_took:?}; {} sessions ({with_payloads} with payloads, \
+         {to_end} ended during the reshard); {} commands sent {:?}; the nodes replied ASK {asks} and \
+         TRYAGAIN {tryagains} times",
+        sessions.len(),
+        traffic.ops,
+        traffic.by_command
+    );
+    let reshard_output = || {
+        let out = std::fs::read_to_string(log_dir.join("reshard.out")).unwrap_or_default();
+        let err = std::fs::read_to_string(log_dir.join("reshard.err")).unwrap_or_default();
+        let tail: Vec<&str> = out.lines().rev().take(15).collect();
+        format!(
+            "{}\n{err}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    };
+    assert!(
+        traffic.failures.is_empty(),
+        "{} replies said a live session does not exist; wrong replies (first 20 per thread):\n{}",
+        traffic.gone,
+        traffic.failures.join("\n")
+    );
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "the reshard ran past {RESHARD_DEADLINE:?}:\n{}",
+            reshard_output()
+        )
+    });
+    assert!(
+        status.success(),
+        "the reshard failed ({status}):\n{}",
+        reshard_output()
+    );
+    assert!(asks > 0, "no command met the move: this run proved nothing");
+
+    // Every session is on its new master, with its payloads and expiry.
+    let mut on_target = target.connection();
+    let served: BTreeSet<u16> = slots_of(&mut on_target, &target_id).into_iter().collect();
+    assert!(
+        moving.is_subset(&served),
+        "the target does not serve every moved slot"
+    );
+    for slot in &moving {
+        let left: i64 = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(*slot)
+            .query(&mut on_source)
+            .unwrap();
+        assert_eq!(left, 0, "slot {slot} left keys on the source");
+    }
+    for session in &sessions {
+        let token = &session.token;
+        if session.to_end {
+            assert!(session.ended, "{token} was never ended");
+            // Neither key arrived later as an orphan (the source's slots
+            // are empty, above).
+            for key in [signature_key_of(token), payloads_key_of(token)] {
+                assert_eq!(exists(&mut on_target, &key), 0, "{key} on the target");
+            }
+            continue;
+        }
+        let stored: String = redis::cmd("GET")
+            .arg(signature_key_of(token))
+            .query(&mut on_target)
+            .unwrap_or_else(|e| panic!("{token}: no signature on the target: {e}"));
+        assert_eq!(stored, token[20..], "{token}");
+        let payloads: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(payloads_key_of(token))
+            .query(&mut on_target)
+            .unwrap();
+        assert_eq!(payloads, session.payloads, "{token}: payloads");
+        let (earliest, latest) = session.expiry_window;
+        let mut keys = vec![signature_key_of(token)];
+        if !session.payloads.is_empty() {
+            keys.push(payloads_key_of(token));
+        }
+        for key in keys {
+            let at = pexpiretime(&mut on_target, &key);
+            assert!(
+                at >= earliest && at <= latest + MIGRATE_SHIFT_MS,
+                "{key}: PEXPIRETIME {at}, expected within [{earliest}, {latest}] (+ {MIGRATE_SHIFT_MS} for MIGRATE)"
+            );
+        }
+    }
+}
+
+/// ASKING, then `args`, on one plain connection: what a client sends to the
+/// importing node after an ASK.
+fn asking(con: &mut Connection, args: &[&str]) -> Result<Value, String> {
+    assert_eq!(call(con, &["ASKING"]), Ok(Value::Okay));
+    call(con, args)
+}
+
+fn migrate(from: &mut Connection, to: &Server, keys: &[String]) {
+    let mut cmd = redis::cmd("MIGRATE");
+    cmd.arg("127.0.0.1")
+        .arg(to.port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(keys);
+    let reply: Value = cmd.query(from).unwrap();
+    assert_eq!(reply, Value::Okay, "MIGRATE {keys:?}");
+}
+
+fn exists(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("EXISTS").arg(key).query(con).unwrap()
+}
+
+/// An integer reply to `args` sent with ASKING (a key of the slot the
+/// node is importing).
+fn asking_int(con: &mut Connection, args: &[&str]) -> i64 {
+    match asking(con, args) {
+        Ok(Value::Int(n)) => n,
+        other => panic!("{args:?}: {other:?}"),
+    }
+}
+
+/// Every command for `token`, sent to the importing node with ASKING, must
+/// be TRYAGAIN, and leave the slot's keys on that node as they were.
+fn all_try_again(on_target: &mut Connection, token: &str, slot: u16) {
+    let keys_before: Vec<String> = keys_in_slot(on_target, slot);
+    for args in [
+        vec!["SESSIONGATE.PGET", KEY, token, "user"],
+        vec!["SESSIONGATE.PMGET", KEY, token, "user", "cart"],
+        vec!["SESSIONGATE.PGETALL", KEY, token],
+        vec!["SESSIONGATE.TTL", KEY, token],
+        vec!["SESSIONGATE.PSET", KEY, token, "user", "mallory"],
+        vec!["SESSIONGATE.PMSET", KEY, token, "user", "mallory", "x", "y"],
+        vec!["SESSIONGATE.PDEL", KEY, token, "user"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "500"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "0"],
+        vec!["SESSIONGATE.END", KEY, token],
+    ] {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+}
+
+/// The commands that need the payloads key: TRYAGAIN while only the
+/// signature key is here (TTL, which needs only that, is served).
+fn payloads_try_again(on_target: &mut Connection, token: &str, slot: u16) {
+    let keys_before: Vec<String> = keys_in_slot(on_target, slot);
+    let signature_key = signature_key_of(token);
+    let expiry_before = asking_int(on_target, &["PEXPIRETIME", &signature_key]);
+    for args in [
+        vec!["SESSIONGATE.PGET", KEY, token, "user"],
+        vec!["SESSIONGATE.PMGET", KEY, token, "user", "cart"],
+        vec!["SESSIONGATE.PGETALL", KEY, token],
+        vec!["SESSIONGATE.PSET", KEY, token, "user", "mallory"],
+        vec!["SESSIONGATE.PMSET", KEY, token, "user", "mallory", "x", "y"],
+        vec!["SESSIONGATE.PDEL", KEY, token, "user"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "500"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "0"],
+        vec!["SESSIONGATE.END", KEY, token],
+    ] {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    // The argument checks that come before the payload lookup still win.
+    assert_eq!(
+        asking(on_target, &["SESSIONGATE.PGET", KEY, token, ""]),
+        Err(EMPTY_NAME.into())
+    );
+    assert_eq!(
+        asking(on_target, &["SESSIONGATE.PSET", KEY, token, "user", ""]),
+        Err(EMPTY_DATA.into())
+    );
+    assert!(
+        matches!(asking(on_target, &["SESSIONGATE.TTL", KEY, token]), Ok(Value::Int(t)) if t > 3000),
+        "TTL needs only the signature key"
+    );
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+    assert_eq!(
+        asking_int(on_target, &["PEXPIRETIME", &signature_key]),
+        expiry_before
+    );
+}
+
+/// The slot's keys on `con`, sorted, with their PEXPIRETIME.
+fn keys_in_slot(con: &mut Connection, slot: u16) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(1000)
+        .query(con)
+        .unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let at = asking_int(con, &["PEXPIRETIME", &k]);
+            format!("{k} {at}")
+        })
+        .collect()
+}
+
+#[test]
+fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target, third) = (masters[0], masters[1], masters[2]);
+    let mut on_source = source.connection();
+    let mut on_target = target.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut on_target));
+
+    // Six sessions in one slot of the source: START until a slot holds six.
+    let mut by_slot: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    let all: BTreeSet<u16> = slots_of(&mut on_source, &source_id).into_iter().collect();
+    let started = Instant::now();
+    let (slot, tokens) = loop {
+        assert!(
+            started.elapsed() < MINT_DEADLINE,
+            "no slot got six sessions"
+        );
+        for (token, slot) in sessions_in(&mut on_source, &all, 1000) {
+            by_slot.entry(slot).or_default().push(token);
+        }
+        if let Some((slot, tokens)) = by_slot.iter().find(|(_, t)| t.len() >= 6) {
+            break (*slot, tokens[..6].to_vec());
+        }
+    };
+    // x: moves whole first; w: signature first, payloads later; v: payloads
+    // first, signature later; y: no payloads, signature moves; z: moves
+    // last; e: ended before the move.
+    let [x, w, v, y, z, e] = [0, 1, 2, 3, 4, 5].map(|i| tokens[i].as_str());
+    for (token, data) in [
+        (x, "alice-x"),
+        (w, "alice-w"),
+        (v, "alice-v"),
+        (z, "alice-z"),
+    ] {
+        ok_bytes(
+            &mut on_source,
+            &["SESSIONGATE.PSET", KEY, token, "user", data],
+        );
+        ok_bytes(
+            &mut on_source,
+            &["SESSIONGATE.PSET", KEY, token, "cart", "3"],
+        );
+    }
+    ok_bytes(&mut on_source, &["SESSIONGATE.END", KEY, e]);
+    let mut expiries = BTreeMap::new();
+    for key in [x, w, v, y, z]
+        .iter()
+        .flat_map(|t| [signature_key_of(t), payloads_key_of(t)])
+    {
+        if exists(&mut on_source, &key) == 1 {
+            let at = pexpiretime(&mut on_source, &key);
+            expiries.insert(key, at);
+        }
+    }
+    assert_eq!(expiries.len(), 9);
+
+    let setslot = |con: &mut Connection, state: &str, id: &str| {
+        let reply = call(con, &["CLUSTER", "SETSLOT", &slot.to_string(), state, id]);
+        assert_eq!(reply, Ok(Value::Okay), "SETSLOT {state}");
+    };
+    setslot(&mut on_target, "IMPORTING", &source_id);
+    setslot(&mut on_source, "MIGRATING", &target_id);
+    let ask = format!("ASK {slot} 127.0.0.1:{}", target.port);
+    let moved_to_source = format!("MOVED {slot} 127.0.0.1:{}", source.port);
+
+    // Nothing has moved. The source sends every command to the target (the
+    // token is not a key, so it counts as missing); the target takes them
+    // only with ASKING, and then cannot serve any session yet.
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(ask.clone())
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(moved_to_source.clone())
+    );
+    for token in [x, w, v, y, z, e] {
+        all_try_again(&mut on_target, token, slot);
+    }
+    // The checks before step 8 still come first; step 8 is the TRYAGAIN.
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PGET", "other-key", x, "user"]
+        ),
+        Err(FORGED.into())
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.EXPIRE", KEY, x, "-1"]),
+        Err(BAD_TTL.into())
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x]),
+        Err("ERR wrong number of arguments for 'sessiongate.pget' command".into())
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x, ""]),
+        Err(TRY_AGAIN.into())
+    );
+
+    // x has moved, whole: the target serves it, reads and writes.
+    migrate(
+        &mut on_source,
+        target,
+        &[signature_key_of(x), payloads_key_of(x)],
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Ok(bulk("alice-x"))
+    );
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PMGET", KEY, x, "user", "none"]
+        ),
+        Ok(Value::Array(vec![bulk("alice-x"), Value::Nil]))
+    );
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PSET", KEY, x, "user", "alice-x2"]
+        ),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Ok(bulk("alice-x2"))
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(ask.clone())
+    );
+    for token in [w, v, y, z, e] {
+        all_try_again(&mut on_target, token, slot);
+    }
+
+    // Half-moved sessions: w's and y's signature keys, v's payloads key.
+    migrate(&mut on_source, target, &[signature_key_of(w)]);
+    migrate(&mut on_source, target, &[payloads_key_of(v)]);
+    migrate(&mut on_source, target, &[signature_key_of(y)]);
+    payloads_try_again(&mut on_target, w, slot);
+    payloads_try_again(&mut on_target, y, slot);
+    assert_eq!(
+        asking_int(&mut on_target, &["EXISTS", &payloads_key_of(y)]),
+        0,
+        "a payloads key was created"
+    );
+    for token in [v, z, e] {
+        all_try_again(&mut on_target, token, slot);
+    }
+
+    // The rest moves; MIGRATE finds no key of the same name on the target.
+    migrate(&mut on_source, target, &[payloads_key_of(w)]);
+    migrate(&mut on_source, target, &[signature_key_of(v)]);
+    migrate(
+        &mut on_source,
+        target,
+        &[signature_key_of(z), payloads_key_of(z)],
+    );
+    let left: i64 = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(slot)
+        .query(&mut on_source)
+        .unwrap();
+    assert_eq!(left, 0);
+    for (token, data) in [(w, "alice-w"), (v, "alice-v"), (z, "alice-z")] {
+        assert_eq!(
+            asking(&mut on_target, &["SESSIONGATE.PGET", KEY, token, "user"]),
+            Ok(bulk(data))
+        );
+        assert_eq!(
+            asking(&mut on_target, &["SESSIONGATE.PGETALL", KEY, token]),
+            Ok(Value::Array(vec![
+                bulk("cart"),
+                bulk("3"),
+                bulk("user"),
+                bulk(data)
+            ]))
+        );
+    }
+    // Still importing: y's missing payloads key and e's missing signature key
+    // may yet be on their way, as far as this node can tell.
+    payloads_try_again(&mut on_target, y, slot);
+    all_try_again(&mut on_target, e, slot);
+
+    // The slot is the target's: every session is served, plainly.
+    setslot(&mut on_target, "NODE", &target_id);
+    setslot(&mut on_source, "NODE", &target_id);
+    setslot(&mut third.connection(), "NODE", &target_id);
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Ok(bulk("alice-x2"))
+    );
+    for (token, data) in [(w, "alice-w"), (v, "alice-v"), (z, "alice-z")] {
+        assert_eq!(
+            call(&mut on_target, &["SESSIONGATE.PGET", KEY, token, "user"]),
+            Ok(bulk(data))
+        );
+    }
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, y, "user"]),
+        Err(NO_PAYLOAD.into())
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGETALL", KEY, y]),
+        Ok(Value::Array(vec![]))
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, e, "user"]),
+        Err(NO_SESSION.into())
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", target.port))
+    );
+    for (key, at) in &expiries {
+        let moved_to = pexpiretime(&mut on_target, key);
+        assert!(
+            moved_to >= *at && moved_to - at <= MIGRATE_SHIFT_MS,
+            "{key}: {at} -> {moved_to}"
+        );
+    }
+    // A write after the move makes a payloads key where the move left none.
+    assert_eq!(
+        call(
+            &mut on_target,
+            &["SESSIONGATE.PSET", KEY, y, "user", "alice-y"]
+        ),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, y, "user"]),
+        Ok(bulk("alice-y"))
+    );
+}
+
+/// START is keyless, so it runs on any master, and mints only in slots that
+/// master serves; a slot it is importing is not one, even when the client
+/// sent ASKING just before START (ASKING would let a one-key check through).
+/// The node's view of its slots is a cache, up to a second old, so this
+/// moves 250 slots it served a moment ago and has it import them back.
+#[test]
+fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
+    const STARTS: usize = 20;
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (node, other, third) = (masters[0], masters[1], masters[2]);
+    let mut on_node = node.connection();
+    let mut on_other = other.connection();
+    let mut on_third = third.connection();
+    let (node_id_, other_id) = (node_id(&mut on_node), node_id(&mut on_other));
+    // The node keeps 500 slots: 250 it will import back, 250 it serves
+    // throughout. With a stale view, half the STARTs would land in the
+    // first; each START draws ids until one falls in its view (about 16384
+    // / 500 draws), so the whole run takes a few milliseconds.
+    let slots = slots_of(&mut on_node, &node_id_);
+    let (importing, given) = (&slots[..250], &slots[500..]);
+    let setslots = |con: &mut Connection, slots: &[u16], state: &str, id: &str| {
+        let mut pipe = redis::pipe();
+        for s in slots {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*s)
+                .arg(state)
+                .arg(id)
+                .ignore();
+        }
+        pipe.query::<()>(con)
+            .unwrap_or_else(|e| panic!("SETSLOT {state}: {e}"));
+    };
+    for con in [&mut on_other, &mut on_node, &mut on_third] {
+        setslots(con, given, "NODE", &other_id);
+    }
+
+    // A START (ttl 0: nothing stored) reads the node's slots, the 500. Then
+    // 250 of them move away and come back as imports.
+    let cached_at = Instant::now();
+    ok_bytes(&mut on_node, &["SESSIONGATE.START", KEY, "0"]);
+    for con in [&mut on_other, &mut on_node, &mut on_third] {
+        setslots(con, importing, "NODE", &other_id);
+    }
+    setslots(&mut on_other, importing, "MIGRATING", &node_id_);
+    setslots(&mut on_node, importing, "IMPORTING", &other_id);
+    let mut pipe = redis::pipe();
+    for _ in 0..STARTS {
+        pipe.cmd("ASKING")
+            .ignore()
+            .cmd("SESSIONGATE.START")
+            .arg(KEY)
+            .arg(0);
+    }
+    let tokens: Vec<String> = pipe.query(&mut on_node).unwrap();
+    let elapsed = cached_at.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "this took {elapsed:?}: the node may have read its slots again, so it proved nothing"
+    );
+    let mut pipe = redis::pipe();
+    for token in &tokens {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(token);
+    }
+    let minted_in: Vec<u16> = pipe.query(&mut on_node).unwrap();
+    assert_eq!(minted_in.len(), STARTS);
+    let wrong = minted_in.iter().filter(|s| importing.contains(s)).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {STARTS} tokens minted in slots this node is importing"
+    );
+}
+
+/// The check behind TRYAGAIN runs with the client's READONLY flag too: a
+/// replica that serves reads (READONLY) answers for a missing session or
+/// payloads key as before, never TRYAGAIN.
+#[test]
+fn a_replica_serving_reads_still_says_does_not_exist() {
+    let cluster = Cluster::start(3, 1);
+    let replica = cluster
+        .nodes
+        .iter()
+        .find(|n| role(&mut n.connection()) == "slave")
+        .expect("a replica");
+    let mut on_replica = replica.connection();
+    let master_port = info_field(&mut on_replica, "replication", "master_port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the replica's master port");
+    let master = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port == master_port)
+        .expect("the replica's master");
+    let mut on_master = master.connection();
+    let (with, without, ended) = (
+        start(&mut on_master, KEY, 600),
+        start(&mut on_master, KEY, 600),
+        start(&mut on_master, KEY, 600),
+    );
+    ok_bytes(
+        &mut on_master,
+        &["SESSIONGATE.PSET", KEY, &with, "user", "alice"],
+    );
+    ok_bytes(&mut on_master, &["SESSIONGATE.END", KEY, &ended]);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut on_master)
+        .unwrap();
+    assert_eq!(acked, 1);
+
+    assert_eq!(call(&mut on_replica, &["READONLY"]), Ok(Value::Okay));
+    assert_eq!(
+        call(&mut on_replica, &["SESSIONGATE.PGET", KEY, &with, "user"]),
+        Ok(bulk("alice"))
+    );
+    assert_eq!(
+        call(
+            &mut on_replica,
+            &["SESSIONGATE.PGET", KEY, &without, "user"]
+        ),
+        Err(NO_PAYLOAD.into())
+    );
+    assert_eq!(
+        call(&mut on_replica, &["SESSIONGATE.PGETALL", KEY, &without]),
+        Ok(Value::Array(vec![]))
+    );
+    assert_eq!(
+        call(
+            &mut on_replica,
+            &["SESSIONGATE.PMGET", KEY, &without, "user"]
+        ),
+        Ok(Value::Array(vec![Value::Nil]))
+    );
+    for args in [
+        ["SESSIONGATE.PGET", KEY, &ended, "user"].as_slice(),
+        &["SESSIONGATE.TTL", KEY, &ended],
+        &["SESSIONGATE.PGETALL", KEY, &ended],
+    ] {
+        assert_eq!(
+            call(&mut on_replica, args),
+            Err(NO_SESSION.into()),
+            "{args:?}"
+        );
+    }
+}
