@@ -37,8 +37,8 @@ pub fn enabled() -> bool {
 /// Whether this node is importing the slot of `keys` (two different keys
 /// of one slot, at least one of which the caller found missing): then the
 /// missing key may still be on its way from the source, and the command
-/// must reply TRYAGAIN instead of acting on its absence (SPEC Part 4,
-/// "During a migration"). False outside a cluster.
+/// must reply TRYAGAIN instead of acting on its absence
+/// (docs/cluster.md#during-a-migration). False outside a cluster.
 ///
 /// How the module knows, with no slot API in Redis 7.0: it asks Redis' own
 /// routing. In a cluster, `RM_Call` runs the check Redis runs on every

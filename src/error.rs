@@ -30,7 +30,7 @@ pub enum Rejection {
     NoServedSlot,
     NoFreeId,
     /// A session key is missing on a node importing the session's slot: it
-    /// may still be on its way (SPEC Part 4, "During a migration").
+    /// may still be on its way (docs/cluster.md#during-a-migration).
     TryAgain,
     /// The command panicked; the panic is in the Redis log.
     Internal,

@@ -87,7 +87,7 @@ impl KeyNames {
     /// its way from the source. Nothing is written before this is asked.
     ///
     /// Which key each command needs here while the slot is being imported,
-    /// and so when it replies TRYAGAIN (in place of step 8 of SPEC 1.4 for
+    /// and so when it replies TRYAGAIN (in place of step 8 of docs/errors.md#check-order for
     /// the signature key; after the payload argument checks, steps 10 and
     /// 11, for the payloads key):
     ///

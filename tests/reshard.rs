@@ -1,4 +1,4 @@
-//! SPEC Part 4, "During a migration": while a slot moves, the source
+//! docs/cluster.md#during-a-migration: while a slot moves, the source
 //! redirects every command for it with ASK (a token is never itself a key),
 //! and the importing node answers TRYAGAIN for a session whose keys are not
 //! all there yet, never "does not exist", and writes nothing for it; a
