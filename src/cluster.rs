@@ -18,6 +18,26 @@ use std::sync::{Arc, Mutex};
 const SLOT_COUNT: usize = 16384;
 /// How long a read of `CLUSTER SLOTS` is trusted, in milliseconds.
 const MAX_AGE_MS: i64 = 1000;
+
+/// `MAX_AGE_MS`, or in debug builds the server's
+/// `SESSIONGATE_TEST_SLOT_VIEW_MS`, so that a test can keep a stale view
+/// for as long as it needs without racing the clock. Release builds do not
+/// contain this.
+fn max_age_ms() -> i64 {
+    #[cfg(debug_assertions)]
+    {
+        static FROM_ENV: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+        let from_env = FROM_ENV.get_or_init(|| {
+            std::env::var("SESSIONGATE_TEST_SLOT_VIEW_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+        });
+        if let Some(ms) = from_env {
+            return *ms;
+        }
+    }
+    MAX_AGE_MS
+}
 /// `RedisModule_GetMyClusterID` returns this many bytes, unterminated.
 const NODE_ID_LEN: usize = 40;
 
@@ -190,9 +210,9 @@ impl Served {
         let mut cache = SERVED
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let fresh = cache
-            .as_ref()
-            .is_some_and(|s| now_ms.saturating_sub(s.read_at) < MAX_AGE_MS && !s.slots.is_empty());
+        let fresh = cache.as_ref().is_some_and(|s| {
+            now_ms.saturating_sub(s.read_at) < max_age_ms() && !s.slots.is_empty()
+        });
         if !fresh {
             *cache = Some(read(ctx, now_ms));
         }

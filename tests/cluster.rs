@@ -9,7 +9,7 @@ use common::*;
 use redis::cluster::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Connection;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "cluster-sign-key";
 const NO_SESSION: &str = "the session id contained in <token> does not exist";
@@ -241,7 +241,9 @@ fn migrate_slot(masters: &[&Server], from: &Server, to: &Server, slot: u16) {
 
 #[test]
 fn a_reshard_moves_sessions_with_their_slot_and_start_stays_correct() {
-    let cluster = Cluster::start(3, 0);
+    // Debug builds keep the slot view this long (src/cluster.rs), so A's
+    // view is surely stale below, however slow the machine.
+    let cluster = Cluster::start_with_env(3, 0, &[("SESSIONGATE_TEST_SLOT_VIEW_MS", "600000")]);
     let masters = cluster.masters();
     let (a, b, c) = (masters[0], masters[1], masters[2]);
     let mut on_a = a.connection();
@@ -261,9 +263,8 @@ fn a_reshard_moves_sessions_with_their_slot_and_start_stays_correct() {
 
     // Move all but 50 of A's slots to B: the empty ones in one pipeline per
     // node, then the session's slot with its keys, as a reshard does. A read
-    // its slots at its last START, under a second ago, so its cached view is
+    // its slots at its last START and keeps that view, so its cached view is
     // now wrong for almost every slot in it.
-    let moved_at = Instant::now();
     let empty: Vec<u16> = a_slots
         .iter()
         .copied()
@@ -287,11 +288,6 @@ fn a_reshard_moves_sessions_with_their_slot_and_start_stays_correct() {
         let minted = start(&mut on_a, KEY, 100);
         assert_served_by(a, &minted);
     }
-    let elapsed = moved_at.elapsed();
-    assert!(
-        elapsed < Duration::from_millis(900),
-        "the move took {elapsed:?}: A may have re-read its slots, so this run proved nothing about a stale view"
-    );
 
     let mut client = cluster.client();
     assert_eq!(

@@ -15,8 +15,13 @@ pub struct Cluster {
 impl Cluster {
     /// `masters` masters, each with `replicas` replicas.
     pub fn start(masters: usize, replicas: usize) -> Self {
+        Self::start_with_env(masters, replicas, &[])
+    }
+
+    /// The same, every node's process started with the `env` variables.
+    pub fn start_with_env(masters: usize, replicas: usize, env: &[(&str, &str)]) -> Self {
         let nodes: Vec<Server> = (0..masters * (1 + replicas))
-            .map(|_| start_node())
+            .map(|_| start_node_with_env(env))
             .collect();
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -91,16 +96,24 @@ impl Cluster {
 
 /// A server ready to join a cluster.
 pub fn start_node() -> Server {
-    Server::start(&[
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        FREE_PORT,
-        "--cluster-config-file",
-        "nodes.conf",
-        "--cluster-node-timeout",
-        "2000",
-    ])
+    start_node_with_env(&[])
+}
+
+fn start_node_with_env(env: &[(&str, &str)]) -> Server {
+    Server::start_with_env(
+        fresh_dir(),
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            FREE_PORT,
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ],
+        env,
+    )
 }
 
 pub fn role(con: &mut redis::Connection) -> String {
