@@ -1,10 +1,11 @@
 //! Reference statements of what the module's pure code must do, written
-//! from SPEC 1.1 and 1.4 independently of `src/`, for the fuzz targets to
-//! compare the module against. Deliberately plain: no lookup tables, no
+//! from SPEC 1.1 and 1.4 and docs/keyrings.md independently of `src/`, for
+//! the fuzz targets to compare the module against. Deliberately plain: no lookup tables, no
 //! keyed-state cache, wide integers instead of checked arithmetic.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sessiongate::error::Rejection;
+use sessiongate::keyring_file::Keyring;
 use sha2::{Digest, Sha256};
 
 /// SHA-256's block size: HMAC pads (or first hashes) its key to this.
@@ -105,4 +106,57 @@ pub fn expiry(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection> {
     } else {
         Err(Rejection::InvalidTtl)
     }
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648, section 4), written out by hand
+/// rather than with the crate the module decodes with.
+pub fn base64(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(3) {
+        let group = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for at in 0..4 {
+            if at <= chunk.len() {
+                out.push(BASE64[(group >> (18 - 6 * at) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
+}
+
+/// docs/keyrings.md#fingerprint: the first 8 bytes of the secret's
+/// SHA-256, as 16 lowercase hex characters.
+pub fn fingerprint(secret: &[u8]) -> String {
+    Sha256::digest(secret)[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A keyring written back as a keyring file in one canonical form: rings
+/// by name, each ring's primary and then its verify secrets in order, one
+/// space between fields, `users=` in byte order, `\n` after every line.
+pub fn keyring_text(keyring: &Keyring) -> Vec<u8> {
+    let mut text = Vec::new();
+    for (name, ring) in keyring.rings() {
+        for (state, secret) in ring.secrets() {
+            text.extend_from_slice(name.as_bytes());
+            text.push(b' ');
+            text.extend_from_slice(state.as_str().as_bytes());
+            text.push(b' ');
+            text.extend(base64(secret.bytes()));
+            if let Some(users) = ring.users() {
+                text.extend_from_slice(b" users=");
+                let names: Vec<&[u8]> = users.iter().map(|user| &user[..]).collect();
+                text.extend(names.join(&b","[..]));
+            }
+            text.push(b'\n');
+        }
+    }
+    text
 }
