@@ -108,7 +108,10 @@ fn missing_headers_ask_for_libclang_common() {
 #[test]
 fn files_clang_sys_would_not_load_do_not_count() {
     let machine = Machine::like_the_ci_image("not-elf");
-    machine.file("usr/lib/llvm-14/lib/libclang.so.1", b"INPUT(libclang-14.so)\n");
+    machine.file(
+        "usr/lib/llvm-14/lib/libclang.so.1",
+        b"INPUT(libclang-14.so)\n",
+    );
     machine.file("usr/lib/libclang-14.so", ELF32);
     machine.file("usr/lib/llvm-14/lib/libclangBasic.so", ELF64);
     assert_eq!(machine.missing(&[]), ["libclang1-14"]);
