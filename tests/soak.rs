@@ -31,11 +31,14 @@
 //! in it (see `soak`); no leak hides there, as a leak grows with the million.
 //! A redis.log line with `panic` or a module warning fails the run too.
 //!
+//! An ignored test, as it takes minutes: `make soak` runs it, through
+//! `cargo test --release --test soak -- --ignored --nocapture`. The module
+//! is `SESSIONGATE_MODULE`, else target/release's.
+//!
 //! Environment: `SOAK_SESSIONS` (1,000,000), `SOAK_CONNECTIONS` (4),
 //! `SOAK_SEED` (from the clock; a failure prints it), `SOAK_DEADLINE` in
 //! seconds for the drive (900).
 
-#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::{info_field, Server, Value};
@@ -763,13 +766,9 @@ fn settled_memory(con: &mut Connection) -> u64 {
     last
 }
 
-fn main() {
-    // `cargo test --all-targets` runs bench targets too: only `cargo bench`
-    // (which passes --bench) runs the soak.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("soak: skipped (run it with `make soak` or `cargo bench --bench soak`)");
-        return;
-    }
+#[test]
+#[ignore = "make soak: a million sessions against the release module, minutes long"]
+fn a_million_sessions_through_every_command_leave_memory_where_it_started() {
     let sessions = env_number("SOAK_SESSIONS", 1_000_000);
     let connections = env_number("SOAK_CONNECTIONS", 4).max(1);
     let deadline = Duration::from_secs(env_number("SOAK_DEADLINE", 900));
@@ -807,7 +806,7 @@ fn main() {
     // The server's directory is kept for its log; the server itself is not.
     let dir = server.kill();
     eprintln!("server directory kept: {}", dir.display());
-    std::process::exit(1);
+    panic!("soak: {} failures (listed above)", failures.len());
 }
 
 /// Sessions of the warm-up run, not counted: see `soak`.
