@@ -42,6 +42,8 @@
 mod common;
 
 use common::{info_field, Server, Value};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,35 +78,17 @@ const PREFS: &[u8] = b"pr\0efs\xff";
 const ABSENT: &[u8] = b"nope";
 
 // ---------------------------------------------------------------------------
-// Randomness: splitmix64, seeded, so that a failing run can be replayed.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        common::splitmix64(&mut self.0)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-
-    /// True `percent` times in a hundred.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+// Randomness: rand's StdRng, seeded (SOAK_SEED), so that a failing run can be
+// replayed.
 
 /// The payload `tag` of session `id`: 96 to 104 bytes of any value, derived
 /// from the seed, so that nothing needs storing to check it later.
 fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
-    let mut rng = Rng(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ tag.rotate_left(48));
-    let len = 96 + rng.below(9) as usize;
-    (0..len).map(|_| rng.next() as u8).collect()
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ tag.rotate_left(48));
+    let mut bytes = vec![0; rng.random_range(96..=104)];
+    rng.fill(&mut bytes[..]);
+    bytes
 }
 
 fn signature_hex(id: &[u8]) -> Vec<u8> {
@@ -394,7 +378,7 @@ fn check(
 
 struct Worker {
     seed: u64,
-    rng: Rng,
+    rng: StdRng,
     con: Connection,
     tally: Tally,
 }
@@ -458,7 +442,7 @@ impl Worker {
         for (i, session) in sessions.iter_mut().enumerate() {
             session.gone = true;
             let t = session.token.as_slice();
-            if self.rng.chance(20) {
+            if self.rng.random_ratio(20, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PSET",
@@ -482,11 +466,11 @@ impl Worker {
         let mut round = Round::new();
         let mut sessions = Vec::with_capacity(BATCH);
         for (index, id) in ids.enumerate() {
-            let draw = self.rng.below(100);
+            let draw = self.rng.random_range(0..100);
             let (ttl, short, gone) = match draw {
                 0 => (0, false, true),
-                1..=35 => (self.rng.range(1, 3), true, false),
-                _ => (self.rng.range(600, 900), false, false),
+                1..=35 => (self.rng.random_range(1..=3), true, false),
+                _ => (self.rng.random_range(600..=900), false, false),
             };
             sessions.push(Session {
                 id,
@@ -562,9 +546,9 @@ impl Worker {
             all.sort();
             round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
             let ttl = if session.short {
-                rng.range(1, 3)
+                rng.random_range(1..=3)
             } else {
-                rng.range(600, 900)
+                rng.random_range(600..=900)
             };
             round.push(
                 i,
@@ -592,7 +576,7 @@ impl Worker {
                 &[SIGN_KEY, t, CART],
                 Expect::Error(NO_PAYLOAD),
             );
-            if rng.chance(20) {
+            if rng.random_ratio(20, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PDEL",
@@ -600,7 +584,7 @@ impl Worker {
                     Expect::Ok(Effect::Deleted(0)),
                 );
             }
-            if rng.chance(5) {
+            if rng.random_ratio(5, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PGET",
@@ -608,7 +592,7 @@ impl Worker {
                     Expect::Error(FORGED),
                 );
             }
-            if rng.chance(2) {
+            if rng.random_ratio(2, 100) {
                 let mut bad = token.clone();
                 bad[83] = b'Z'; // not lowercase hex
                 round.push(
@@ -618,7 +602,7 @@ impl Worker {
                     Expect::Error(MALFORMED),
                 );
             }
-            match rng.below(100) {
+            match rng.random_range(0..100) {
                 0..=24 => {
                     round.push(
                         i,
@@ -626,7 +610,7 @@ impl Worker {
                         &[SIGN_KEY, t],
                         Expect::Ok(Effect::Ended),
                     );
-                    if rng.chance(50) {
+                    if rng.random_ratio(50, 100) {
                         round.push(
                             i,
                             "SESSIONGATE.PGETALL",
@@ -643,7 +627,7 @@ impl Worker {
                 ),
                 // Short sessions time out by themselves (half are visited
                 // once they have); long ones wait.
-                _ if session.short => session.visit_when_expired = rng.chance(50),
+                _ if session.short => session.visit_when_expired = rng.random_ratio(50, 100),
                 _ => session.revisit = true,
             }
         }
@@ -682,7 +666,7 @@ impl Worker {
                 &[SIGN_KEY, t, USER],
                 Expect::Data(user2),
             );
-            match rng.below(100) {
+            match rng.random_range(0..100) {
                 0..=39 => round.push(
                     i,
                     "SESSIONGATE.END",
@@ -696,14 +680,14 @@ impl Worker {
                     Expect::Ok(Effect::EndedByExpire0),
                 ),
                 _ => {
-                    let ttl = rng.range(1, 2).to_string();
+                    let ttl = rng.random_range(1..=2).to_string();
                     round.push(
                         i,
                         "SESSIONGATE.EXPIRE",
                         &[SIGN_KEY, t, ttl.as_bytes()],
                         Expect::Ok(Effect::None),
                     );
-                    session.visit_when_expired = rng.chance(50);
+                    session.visit_when_expired = rng.random_ratio(50, 100);
                 }
             }
         }
@@ -889,7 +873,9 @@ fn drive(
                     .and_then(|con| {
                         let mut worker = Worker {
                             seed,
-                            rng: Rng(seed ^ (first + 1).wrapping_mul(0xA076_1D64_78BD_642F)),
+                            rng: StdRng::seed_from_u64(
+                                seed ^ (first + 1).wrapping_mul(0xA076_1D64_78BD_642F),
+                            ),
                             con,
                             tally: Tally::default(),
                         };

@@ -306,16 +306,6 @@ pub fn hmac_hex(sign_key: &[u8], id: &[u8]) -> String {
         .collect()
 }
 
-/// splitmix64: the next number from a seeded state, so that a failing
-/// random run can be replayed from its seed.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The 16-character id inside a token.
 pub fn id_of(token: &str) -> &str {
     &token[3..19]
