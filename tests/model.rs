@@ -17,6 +17,7 @@
 
 mod common;
 
+use common::errors::*;
 use common::*;
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
@@ -142,8 +143,6 @@ enum Rej {
     TooMany,
     NoPayload,
 }
-
-const TTL_ERROR: &str = "<ttl> must be a valid integer that represents seconds";
 
 #[derive(Debug, Clone, Copy)]
 enum Ttl {
@@ -282,31 +281,20 @@ impl Model {
 
     fn message(&self, rej: Rej, cmd: &str) -> String {
         match rej {
-            Rej::Arity => format!("ERR wrong number of arguments for '{cmd}' command"),
-            Rej::EmptySignKey => "<sign_key> must have at least one character".into(),
-            Rej::BadTtl => TTL_ERROR.into(),
-            Rej::EmptyToken => "<token> must have at least one character".into(),
-            Rej::BadFormat => "<token> format is invalid".into(),
-            Rej::Forged => "the signature contained in <token> is invalid".into(),
-            Rej::Missing => "the session id contained in <token> does not exist".into(),
-            Rej::Stale => "the signature contained in <token> seems to be valid, but is different from the stored signature in the session".into(),
-            Rej::EmptyName => "<payload_name> must have at least one character".into(),
-            Rej::LongName => {
-                format!(
-                    "<payload_name> length exceeds the maximum value allowed of {}",
-                    self.name_limit
-                )
-            }
-            Rej::EmptyData => "<payload_data> must have at least one character".into(),
-            Rej::LongData => format!(
-                "<payload_data> length exceeds the maximum value allowed of {}",
-                self.data_limit
-            ),
-            Rej::TooMany => format!(
-                "the session has reached the maximum number of payloads allowed of {}",
-                self.max_payloads
-            ),
-            Rej::NoPayload => "the requested <payload_name> does not exist".into(),
+            Rej::Arity => wrong_arity(cmd),
+            Rej::EmptySignKey => EMPTY_SIGN_KEY.into(),
+            Rej::BadTtl => BAD_TTL.into(),
+            Rej::EmptyToken => EMPTY_TOKEN.into(),
+            Rej::BadFormat => MALFORMED_TOKEN.into(),
+            Rej::Forged => FORGED_SIGNATURE.into(),
+            Rej::Missing => NO_SESSION.into(),
+            Rej::Stale => STALE_SIGNATURE.into(),
+            Rej::EmptyName => EMPTY_PAYLOAD_NAME.into(),
+            Rej::LongName => payload_name_too_long(self.name_limit),
+            Rej::EmptyData => EMPTY_PAYLOAD_DATA.into(),
+            Rej::LongData => payload_data_too_long(self.data_limit),
+            Rej::TooMany => too_many_payloads(self.max_payloads),
+            Rej::NoPayload => NO_PAYLOAD.into(),
         }
     }
 
@@ -337,7 +325,7 @@ impl Model {
         }
         self.ambiguous_ttls.set(self.ambiguous_ttls.get() + 1);
         match got {
-            Err(e) if e == TTL_ERROR => Err(Rej::BadTtl),
+            Err(e) if e == BAD_TTL => Err(Rej::BadTtl),
             _ => Ok(Ttl::Ms(ms)),
         }
     }

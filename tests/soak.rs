@@ -41,6 +41,7 @@
 
 mod common;
 
+use common::errors::{FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
 use common::{info_field, Server, Value};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,11 +66,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long `used_memory` may take to settle once the keyspace is empty.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
 const MEMORY_TOLERANCE_PERCENT: f64 = 5.0;
-
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const MALFORMED: &str = "<token> format is invalid";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
 
 const USER: &[u8] = b"user";
 const CART: &[u8] = b"cart";
@@ -167,7 +163,7 @@ impl Expect {
     /// Refused before the session is looked up (SPEC 1.4 steps 4–7): the
     /// reply does not depend on whether the session still exists.
     fn before_lookup(&self) -> bool {
-        matches!(self, Expect::Error(e) if *e == FORGED || *e == MALFORMED)
+        matches!(self, Expect::Error(e) if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN)
     }
 }
 
@@ -364,8 +360,8 @@ fn check(
             }
             match *text {
                 NO_SESSION => tally.missing_sessions += 1,
-                FORGED => tally.signature_failures += 1,
-                MALFORMED => tally.malformed_tokens += 1,
+                FORGED_SIGNATURE => tally.signature_failures += 1,
+                MALFORMED_TOKEN => tally.malformed_tokens += 1,
                 _ => {}
             }
         }
@@ -589,7 +585,7 @@ impl Worker {
                     i,
                     "SESSIONGATE.PGET",
                     &[WRONG_SIGN_KEY, t, USER],
-                    Expect::Error(FORGED),
+                    Expect::Error(FORGED_SIGNATURE),
                 );
             }
             if rng.random_ratio(2, 100) {
@@ -599,7 +595,7 @@ impl Worker {
                     i,
                     "SESSIONGATE.PGET",
                     &[SIGN_KEY, &bad, USER],
-                    Expect::Error(MALFORMED),
+                    Expect::Error(MALFORMED_TOKEN),
                 );
             }
             match rng.random_range(0..100) {

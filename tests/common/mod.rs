@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub use redis::Value;
 
 pub mod cluster;
+pub mod errors;
 pub mod workload;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);

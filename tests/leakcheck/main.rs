@@ -41,6 +41,7 @@
 mod common;
 mod report;
 
+use common::errors::*;
 use common::{call, fresh_dir, info_field, Server, Value};
 use redis::Connection;
 use report::{judge, Launched};
@@ -56,20 +57,6 @@ const PANIC_KEY: &str = "panic on purpose";
 /// valgrind makes a server 20 to 50 times slower, and its leak search at
 /// exit takes a while: generous deadlines.
 const DEADLINE: Duration = Duration::from_secs(180);
-
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const STALE: &str = "the signature contained in <token> seems to be valid, but is different from the stored signature in the session";
-const MALFORMED: &str = "<token> format is invalid";
-const EMPTY_TOKEN: &str = "<token> must have at least one character";
-const EMPTY_SIGN_KEY: &str = "<sign_key> must have at least one character";
-const BAD_TTL: &str = "<ttl> must be a valid integer that represents seconds";
-const EMPTY_NAME: &str = "<payload_name> must have at least one character";
-const EMPTY_DATA: &str = "<payload_data> must have at least one character";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
-const INTERNAL: &str = "ERR sessiongate internal error (details in the Redis log)";
-const ARITY: &str = "ERR wrong number of arguments";
-const WRONGTYPE: &str = "WRONGTYPE";
 
 const COMMANDS: [&str; 10] = [
     "SESSIONGATE.START",
@@ -248,28 +235,28 @@ fn launch(role: &'static str, server: Server, launched: &mut Vec<Launched>) -> S
 /// Every argument error of every command, before any session exists.
 fn argument_errors(c: &mut Connection, k: &mut Checks) {
     for command in COMMANDS {
-        k.expect(c, args![command], Want::ErrorStarting(ARITY));
+        k.expect(c, args![command], Want::ErrorStarting(WRONG_ARITY));
         // PMGET takes any number of names: this one is a bad token.
         let want = match command {
-            "SESSIONGATE.PMGET" => Want::Error(MALFORMED),
-            _ => Want::ErrorStarting(ARITY),
+            "SESSIONGATE.PMGET" => Want::Error(MALFORMED_TOKEN),
+            _ => Want::ErrorStarting(WRONG_ARITY),
         };
         k.expect(c, args![command, KEY, "a", "b", "c", "d"], want);
     }
     k.expect(
         c,
         args!["SESSIONGATE.PMGET", KEY, "tok"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     k.expect(
         c,
         args!["SESSIONGATE.PMSET", KEY, "tok", "name"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     k.expect(
         c,
         args!["SESSIONGATE.PMSET", KEY, "tok", "a", "1", "b"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     let t = token_for(KEY, "AAAAAAAAAAAAAAAA");
     let empty_key: [&[&[u8]]; 10] = [
@@ -304,20 +291,20 @@ fn argument_errors(c: &mut Connection, k: &mut Checks) {
     upper.replace_range(83..84, "A");
     let bad_tokens: [(&[u8], &str); 7] = [
         (b"", EMPTY_TOKEN),
-        (b"garbage", MALFORMED),
-        (&t.as_bytes()[..83], MALFORMED),
-        (upper.as_bytes(), MALFORMED),
+        (b"garbage", MALFORMED_TOKEN),
+        (&t.as_bytes()[..83], MALFORMED_TOKEN),
+        (upper.as_bytes(), MALFORMED_TOKEN),
         (
             b"v2.AAAAAAAAAAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            MALFORMED,
+            MALFORMED_TOKEN,
         ),
         (
             b"v1.AAAAAAA-AAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            MALFORMED,
+            MALFORMED_TOKEN,
         ),
         (
             b"v1.AAAAAAAAAAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            FORGED,
+            FORGED_SIGNATURE,
         ),
     ];
     for (token, error) in bad_tokens {
@@ -347,24 +334,36 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     );
     k.err(c, args!["SESSIONGATE.PDEL", KEY, t, "a"], NO_PAYLOAD);
     k.err(c, args!["SESSIONGATE.PGET", KEY, t, "a"], NO_PAYLOAD);
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "", "d"], EMPTY_NAME);
+    k.err(
+        c,
+        args!["SESSIONGATE.PSET", KEY, t, "", "d"],
+        EMPTY_PAYLOAD_NAME,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "n".repeat(65), "d"],
-        "<payload_name> length exceeds the maximum value allowed of 64",
+        &payload_name_too_long(64),
     );
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "n", ""], EMPTY_DATA);
+    k.err(
+        c,
+        args!["SESSIONGATE.PSET", KEY, t, "n", ""],
+        EMPTY_PAYLOAD_DATA,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "n", vec![b'x'; 2_000_001]],
-        "<payload_data> length exceeds the maximum value allowed of 2000000",
+        &payload_data_too_long(2_000_000),
     );
-    k.err(c, args!["SESSIONGATE.PGET", KEY, t, ""], EMPTY_NAME);
-    k.err(c, args!["SESSIONGATE.PMGET", KEY, t, "a", ""], EMPTY_NAME);
+    k.err(c, args!["SESSIONGATE.PGET", KEY, t, ""], EMPTY_PAYLOAD_NAME);
+    k.err(
+        c,
+        args!["SESSIONGATE.PMGET", KEY, t, "a", ""],
+        EMPTY_PAYLOAD_NAME,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PDEL", KEY, t, "n".repeat(65)],
-        "<payload_name> length exceeds the maximum value allowed of 64",
+        &payload_name_too_long(64),
     );
     // Binary names and data, overwritten; a large payload.
     let name: &[u8] = b"bin\0name\xff\r\n";
@@ -392,12 +391,12 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "x", "1", "", "2"],
-        EMPTY_NAME,
+        EMPTY_PAYLOAD_NAME,
     );
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "x", "1", "y", ""],
-        EMPTY_DATA,
+        EMPTY_PAYLOAD_DATA,
     );
     k.err(c, args!["SESSIONGATE.PGET", KEY, t, "x"], NO_PAYLOAD);
     k.ok(c, args!["SESSIONGATE.PMSET", KEY, t, "d", "1", "d", "2"]);
@@ -420,9 +419,21 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     k.expect(c, args!["SESSIONGATE.TTL", KEY, t], Want::Int);
     // The right HMAC under another key, for an id whose session has another.
     let stale = token_for(OTHER_KEY, id_of(t));
-    k.err(c, args!["SESSIONGATE.PGET", OTHER_KEY, stale, "b"], STALE);
-    k.err(c, args!["SESSIONGATE.END", OTHER_KEY, stale], STALE);
-    k.err(c, args!["SESSIONGATE.PGET", OTHER_KEY, t, "b"], FORGED);
+    k.err(
+        c,
+        args!["SESSIONGATE.PGET", OTHER_KEY, stale, "b"],
+        STALE_SIGNATURE,
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.END", OTHER_KEY, stale],
+        STALE_SIGNATURE,
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.PGET", OTHER_KEY, t, "b"],
+        FORGED_SIGNATURE,
+    );
 
     // A session whose payloads key is a string, then one whose signature
     // key is a hash: written by other means.
@@ -438,14 +449,14 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
         args!["SESSIONGATE.PGETALL", KEY, w],
         args!["SESSIONGATE.PDEL", KEY, w, "a"],
     ] {
-        k.expect(c, call, Want::ErrorStarting(WRONGTYPE));
+        k.expect(c, call, Want::ErrorStarting(WRONG_TYPE));
     }
     k.ok(c, args!["SESSIONGATE.EXPIRE", KEY, w, "100"]);
     k.ok(c, args!["SESSIONGATE.END", KEY, w]);
     let h = token_for(KEY, "HashHashHashHash");
     let signature_key = format!("sg-session:{}:signature", id_of(&h));
     k.expect(c, args!["HSET", signature_key, "f", "v"], Want::Int);
-    k.err(c, args!["SESSIONGATE.PGET", KEY, h, "a"], STALE);
+    k.err(c, args!["SESSIONGATE.PGET", KEY, h, "a"], STALE_SIGNATURE);
     k.expect(c, args!["DEL", signature_key], Want::Int);
     // A session with no expiry (only a dataset written by other means has
     // one): TTL -1, and PSET propagates PERSIST.
@@ -486,12 +497,12 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     let t = k.start(c, KEY, "1000");
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "a", "1"]);
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "b", "1"]);
-    let full = "the session has reached the maximum number of payloads allowed of 2";
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "c", "1"], full);
+    let full = too_many_payloads(2);
+    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "c", "1"], &full);
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "c", "1", "d", "1"],
-        full,
+        &full,
     );
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "a", "2"]);
     k.ok(c, args!["SESSIONGATE.PMSET", KEY, t, "a", "3", "b", "3"]);
@@ -506,7 +517,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "a", "x".repeat(11)],
-        "<payload_data> length exceeds the maximum value allowed of 10",
+        &payload_data_too_long(10),
     );
     k.ok(
         c,
@@ -515,7 +526,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     k.err(
         c,
         args!["SESSIONGATE.PGET", KEY, t, "abcd"],
-        "<payload_name> length exceeds the maximum value allowed of 3",
+        &payload_name_too_long(3),
     );
     for (name, value) in [
         ("sessiongate.max-payload-name-len", "0"),
@@ -1048,7 +1059,7 @@ fn cluster(k: &mut Checks, launched: &mut Vec<Launched>) {
     k.expect(
         &mut e,
         args!["SESSIONGATE.START", KEY, "100"],
-        Want::ErrorStarting("ERR this cluster node serves no hash slot"),
+        Want::ErrorStarting(NO_SERVED_SLOT),
     );
     k.expect(
         &mut e,
