@@ -1,5 +1,6 @@
-//! SPEC Part 1: a client of the C module must not notice the switch. Tokens,
-//! keys, replies, every error string and the order of the checks.
+//! docs/compatibility.md#identical: a client of the C module must not notice
+//! the switch. Tokens, keys, replies, every error string and the order of the
+//! checks.
 
 mod common;
 

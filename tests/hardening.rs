@@ -1,4 +1,5 @@
-//! SPEC Part 2: where this module is deliberately better than the C one.
+//! docs/compatibility.md#differences: where this module is deliberately
+//! better than the C one.
 
 mod common;
 

@@ -1,11 +1,12 @@
-//! A randomized model test. `Model` is an in-memory reference of the contract,
-//! written from SPEC Parts 1–2 and the README (the extra commands TTL,
-//! PGETALL, PMGET and PMSET, the configurations and the INFO counters), with
-//! no help from the module's code. A seeded driver sends long random command
-//! sequences to a real redis-server with the module, and every reply must be
-//! the one the model predicts: same type, same bytes, same error text. Every
-//! few hundred operations the keyspace itself (DBSIZE, each session's keys,
-//! their values and PEXPIRETIME) and the INFO counters are compared too.
+//! A randomized model test. `Model` is an in-memory reference of the
+//! contract, written from docs/compatibility.md (#identical and
+//! #differences) and the README (the extra commands TTL, PGETALL, PMGET and
+//! PMSET, the configurations and the INFO counters), with no help from the
+//! module's code. A seeded driver sends long random command sequences to a
+//! real redis-server with the module, and every reply must be the one the
+//! model predicts: same type, same bytes, same error text. Every few hundred
+//! operations the keyspace itself (DBSIZE, each session's keys, their values
+//! and PEXPIRETIME) and the INFO counters are compared too.
 //!
 //! `SESSIONGATE_MODEL_SEED` replays a seed (a failure prints it), and
 //! `SESSIONGATE_MODEL_OPS` sets how many operations to run.
@@ -31,8 +32,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const DEFAULT_OPS: usize = 10_000;
 /// Every this many operations, the keyspace and INFO are compared.
 const CHECK_EVERY: usize = 250;
-/// `max-payload-name-len`'s default, the 200 of SPEC 1.4. The driver lowers
-/// it now and then, and puts it back.
+/// `max-payload-name-len`'s default, the 200 of docs/errors.md#step-10. The
+/// driver lowers it now and then, and puts it back.
 const NAME_LIMIT: usize = 200;
 /// `max-payload-data-len` is set this low at the start, so that the data
 /// limit is hit with small payloads; the driver changes it now and then.
@@ -58,7 +59,7 @@ const COMMANDS: [&str; 10] = [
 ];
 
 // ---------------------------------------------------------------------------
-// Tokens, written from SPEC 1.1.
+// Tokens, written from docs/tokens.md.
 
 fn token_for(sign_key: &[u8], id: &[u8]) -> Vec<u8> {
     [b"v1.", id, b".", &hmac_hex(sign_key, id).into_bytes()].concat()
@@ -125,7 +126,8 @@ fn now_ms() -> i64 {
 // ---------------------------------------------------------------------------
 // The model.
 
-/// Why a command is refused: SPEC 1.4's steps, and the README's one more.
+/// Why a command is refused: docs/errors.md#check-order's steps, and the
+/// payload limit of docs/errors.md#other-errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Rej {
     Arity,
@@ -298,10 +300,11 @@ impl Model {
         }
     }
 
-    /// SPEC 1.4 step 3/6 and Part 2: not an integer, negative, or whose
-    /// milliseconds added to the server's now overflow i64. The server read
-    /// its clock somewhere in `[t0, t1]`; only when overflow depends on where
-    /// does the reply itself decide (both answers keep the contract).
+    /// docs/errors.md#step-3 and #step-6, docs/compatibility.md#ttl-overflow:
+    /// not an integer, negative, or whose milliseconds added to the server's
+    /// now overflow i64. The server read its clock somewhere in `[t0, t1]`;
+    /// only when overflow depends on where does the reply itself decide (both
+    /// answers keep the contract).
     fn ttl_of(
         &self,
         arg: &[u8],
@@ -350,7 +353,8 @@ impl Model {
         }
     }
 
-    /// Every check of SPEC 1.4, in its order; the first failure is the reply.
+    /// Every check of docs/errors.md#check-order, in its order; the first
+    /// failure is the reply.
     fn check(
         &self,
         cmd: &str,
@@ -422,7 +426,8 @@ impl Model {
             }
             "pdel" => {
                 self.check_name(&rest[0])?;
-                // SPEC 1.3: an error only when the session has no payload.
+                // docs/commands.md#pdel: an error only when the session has no
+                // payload.
                 if session.payloads.is_empty() {
                     return Err(Rej::NoPayload);
                 }
@@ -581,7 +586,8 @@ impl Model {
                 }
                 self.counters.sessions_started += 1;
                 match ttl {
-                    // SPEC Part 2: a token whose session does not exist.
+                    // docs/compatibility.md#ttl-0: a token whose session does
+                    // not exist.
                     Ttl::Zero => {
                         self.tally("start", "ttl 0");
                         self.forget(sign_key, token);
@@ -743,8 +749,8 @@ impl Model {
         }
     }
 
-    /// SPEC 1.2 and Part 3 against the keyspace itself, and README's INFO
-    /// counters against the model's.
+    /// docs/keys.md and docs/replication.md against the keyspace itself, and
+    /// docs/events-and-info.md#info-fields' counters against the model's.
     fn check_keyspace(&mut self, con: &mut Connection) -> Result<(), String> {
         let dbsize: i64 = redis::cmd("DBSIZE").query(con).unwrap();
         let expected_keys: usize = self
@@ -934,7 +940,7 @@ enum Op {
         value: usize,
     },
     /// A session written with plain Redis commands in the C module's layout
-    /// (SPEC 1.2), with or without an expiry.
+    /// (docs/keys.md#keys-written-by-other-means), with or without an expiry.
     Inject {
         sign_key: Vec<u8>,
         id: Vec<u8>,
@@ -1211,7 +1217,8 @@ fn spell(rng: &mut StdRng, cmd: &str) -> Vec<u8> {
 }
 
 /// A `<ttl>`: mostly long enough to outlive the run, sometimes 0, and every
-/// kind of wrong, including both sides of the overflow of SPEC Part 2.
+/// kind of wrong, including both sides of the overflow of
+/// docs/compatibility.md#ttl-overflow.
 fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
     let roll = rng.random_range(0..100);
     let t = now_ms();
@@ -1264,7 +1271,7 @@ fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
     ttl.into_bytes()
 }
 
-/// A token that fails SPEC 1.1's shape in one way.
+/// A token that fails docs/tokens.md#shape in one way.
 fn malformed(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
     let mut t = token.to_vec();
     match rng.random_range(0..11) {

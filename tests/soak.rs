@@ -160,8 +160,9 @@ enum Expect {
 }
 
 impl Expect {
-    /// Refused before the session is looked up (SPEC 1.4 steps 4–7): the
-    /// reply does not depend on whether the session still exists.
+    /// Refused before the session is looked up (docs/errors.md#step-4 to
+    /// #step-7): the reply does not depend on whether the session still
+    /// exists.
     fn before_lookup(&self) -> bool {
         matches!(self, Expect::Error(e) if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN)
     }

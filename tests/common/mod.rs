@@ -295,7 +295,8 @@ pub fn start(con: &mut redis::Connection, sign_key: &str, ttl: i64) -> String {
 }
 
 /// HMAC-SHA256 of `id` under `sign_key`, as lowercase hex: a token's
-/// signature (SPEC 1.1), computed with no help from the module's code.
+/// signature (docs/tokens.md#signature), computed with no help from the
+/// module's code.
 pub fn hmac_hex(sign_key: &[u8], id: &[u8]) -> String {
     use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(sign_key).expect("HMAC takes any key");

@@ -99,7 +99,7 @@ fn token_commands<'a>(sign_key: &'a [u8], token: &'a [u8]) -> Vec<Vec<&'a [u8]>>
 }
 
 // ---------------------------------------------------------------------------
-// Tokens, as SPEC 1.1 makes them.
+// Tokens, as docs/tokens.md makes them.
 
 fn token_for(key: &[u8], id: &str) -> String {
     format!("v1.{id}.{}", common::hmac_hex(key, id.as_bytes()))
