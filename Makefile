@@ -38,7 +38,7 @@ fuzz: deps ## Fuzz tokens, signatures and argument checks (cargo fuzz; FUZZ_SECO
 
 soak: deps ## A million sessions through every command (release module), memory back to the start; then the model test, 1M ops
 	cargo build --release --locked
-	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) cargo bench --locked --bench soak
+	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) cargo test --release --locked --test soak -- --ignored --nocapture
 	SESSIONGATE_MODULE=$(CURDIR)/$(MODULE) SESSIONGATE_MODEL_OPS=1000000 cargo test --release --locked --test model
 
 leakcheck: deps ## Every command and path in redis-servers under valgrind memcheck (debug and release builds): no leak, no memory error

@@ -1,10 +1,11 @@
-//! SPEC Part 4: in a Redis Cluster every command is routed by its token,
+//! docs/cluster.md: in a Redis Cluster every command is routed by its token,
 //! START on any master mints tokens that master serves, and sessions keep
 //! their payloads and TTL through a reshard and a failover.
 
 mod common;
 
 use common::cluster::*;
+use common::errors::*;
 use common::*;
 use redis::cluster::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -12,7 +13,6 @@ use redis::Connection;
 use std::time::Duration;
 
 const KEY: &str = "cluster-sign-key";
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
 
 fn signature_key_of(token: &str) -> String {
     format!("sg-session:{{{token}}}:signature")
@@ -183,7 +183,7 @@ fn nodes_answer_only_for_what_they_serve() {
     });
     assert_eq!(
         err(&mut on_empty, &["SESSIONGATE.START", KEY, "300"]),
-        "ERR this cluster node serves no hash slot, so it cannot start a session: send SESSIONGATE.START to a master that serves slots"
+        NO_SERVED_SLOT
     );
 }
 

@@ -1,8 +1,14 @@
-//! SPEC Part 1: a client of the C module must not notice the switch. Tokens,
-//! keys, replies, every error string and the order of the checks.
+//! docs/compatibility.md#identical: a client of the C module must not notice
+//! the switch. Tokens, keys, replies, every error string and the order of the
+//! checks.
 
 mod common;
 
+use common::errors::{
+    payload_data_too_long, payload_name_too_long, wrong_arity, BAD_TTL, EMPTY_PAYLOAD_DATA,
+    EMPTY_PAYLOAD_NAME, EMPTY_SIGN_KEY, EMPTY_TOKEN, FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD,
+    NO_SESSION, STALE_SIGNATURE,
+};
 use common::*;
 use redis::Connection;
 
@@ -126,10 +132,7 @@ fn pdel_deletes_one_payload_and_is_ok_for_an_absent_name() {
     let token = start(&mut con, KEY, 100);
     let pdel =
         |con: &mut Connection, name: &str| call(con, &["SESSIONGATE.PDEL", KEY, &token, name]);
-    assert_eq!(
-        pdel(&mut con, "a"),
-        Err("the requested <payload_name> does not exist".into())
-    );
+    assert_eq!(pdel(&mut con, "a"), Err(NO_PAYLOAD.into()));
     ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "a", "1"]);
     ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "b", "2"]);
     assert_eq!(
@@ -140,7 +143,7 @@ fn pdel_deletes_one_payload_and_is_ok_for_an_absent_name() {
     assert_eq!(pdel(&mut con, "a"), Ok(Value::Okay));
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PGET", KEY, &token, "a"]),
-        "the requested <payload_name> does not exist"
+        NO_PAYLOAD
     );
     assert_eq!(
         ok_bytes(&mut con, &["SESSIONGATE.PGET", KEY, &token, "b"]),
@@ -151,10 +154,7 @@ fn pdel_deletes_one_payload_and_is_ok_for_an_absent_name() {
         !exists(&mut con, &payloads_key(&token)),
         "the last PDEL removes the hash"
     );
-    assert_eq!(
-        pdel(&mut con, "b"),
-        Err("the requested <payload_name> does not exist".into())
-    );
+    assert_eq!(pdel(&mut con, "b"), Err(NO_PAYLOAD.into()));
 }
 
 #[test]
@@ -166,10 +166,7 @@ fn end_deletes_both_keys() {
     assert_eq!(ok_bytes(&mut con, &["SESSIONGATE.END", KEY, &token]), b"OK");
     assert!(!exists(&mut con, &signature_key(&token)));
     assert!(!exists(&mut con, &payloads_key(&token)));
-    assert_eq!(
-        err(&mut con, &["SESSIONGATE.END", KEY, &token]),
-        "the session id contained in <token> does not exist"
-    );
+    assert_eq!(err(&mut con, &["SESSIONGATE.END", KEY, &token]), NO_SESSION);
 }
 
 #[test]
@@ -183,7 +180,7 @@ fn sessions_really_expire() {
     });
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PGET", KEY, &token, "a"]),
-        "the session id contained in <token> does not exist"
+        NO_SESSION
     );
     assert!(!exists(&mut con, &signature_key(&token)));
     assert!(!exists(&mut con, &payloads_key(&token)));
@@ -243,12 +240,12 @@ fn payload_limits_hold_at_exactly_the_limit_and_one_over() {
     assert_eq!(pset(&mut con, name_200.as_bytes(), b"x"), Ok(Value::Okay));
     assert_eq!(
         pset(&mut con, name_201.as_bytes(), b"x"),
-        Err("<payload_name> length exceeds the maximum value allowed of 200".into())
+        Err(payload_name_too_long(200))
     );
     assert_eq!(pset(&mut con, b"big", &data_max), Ok(Value::Okay));
     assert_eq!(
         pset(&mut con, b"bigger", &data_over),
-        Err("<payload_data> length exceeds the maximum value allowed of 8000000".into())
+        Err(payload_data_too_long(8_000_000))
     );
     assert_eq!(
         ok_bytes(
@@ -261,7 +258,7 @@ fn payload_limits_hold_at_exactly_the_limit_and_one_over() {
     for command in ["SESSIONGATE.PGET", "SESSIONGATE.PDEL"] {
         assert_eq!(
             call(&mut con, &[command, KEY, &token, &name_201]),
-            Err("<payload_name> length exceeds the maximum value allowed of 200".into())
+            Err(payload_name_too_long(200))
         );
     }
     assert_eq!(
@@ -270,21 +267,10 @@ fn payload_limits_hold_at_exactly_the_limit_and_one_over() {
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PGET", KEY, &token, "bigger"]),
-        "the requested <payload_name> does not exist",
+        NO_PAYLOAD,
         "a rejected PSET writes nothing"
     );
 }
-
-const EMPTY_SIGN_KEY: &str = "<sign_key> must have at least one character";
-const BAD_TTL: &str = "<ttl> must be a valid integer that represents seconds";
-const EMPTY_TOKEN: &str = "<token> must have at least one character";
-const BAD_FORMAT: &str = "<token> format is invalid";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const STALE: &str = "the signature contained in <token> seems to be valid, but is different from the stored signature in the session";
-const EMPTY_NAME: &str = "<payload_name> must have at least one character";
-const EMPTY_DATA: &str = "<payload_data> must have at least one character";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
 
 /// The arguments after the command name for each token command, with the
 /// given sign key and token and valid values for the rest.
@@ -315,12 +301,12 @@ fn every_token_command_replies_each_token_error_exactly() {
     let cases = [
         ("", token.as_str(), EMPTY_SIGN_KEY),
         (KEY, "", EMPTY_TOKEN),
-        (KEY, &bad_format, BAD_FORMAT),
-        (KEY, &token[..83], BAD_FORMAT),
-        (KEY, &forged, FORGED),
-        ("wrongkey", &token, FORGED),
+        (KEY, &bad_format, MALFORMED_TOKEN),
+        (KEY, &token[..83], MALFORMED_TOKEN),
+        (KEY, &forged, FORGED_SIGNATURE),
+        ("wrongkey", &token, FORGED_SIGNATURE),
         (KEY, &unknown, NO_SESSION),
-        ("otherkey", &stale, STALE),
+        ("otherkey", &stale, STALE_SIGNATURE),
     ];
     for (sign_key, token, expected) in cases {
         for command in token_commands(sign_key, token) {
@@ -344,18 +330,18 @@ fn payload_checks_follow_the_session_checks() {
         if command == "SESSIONGATE.PSET" {
             args.push("data");
         }
-        assert_eq!(err(&mut con, &args), EMPTY_NAME, "{command}");
+        assert_eq!(err(&mut con, &args), EMPTY_PAYLOAD_NAME, "{command}");
         // A forged token outranks the bad name.
         args[1] = "wrongkey";
-        assert_eq!(err(&mut con, &args), FORGED, "{command}");
+        assert_eq!(err(&mut con, &args), FORGED_SIGNATURE, "{command}");
     }
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PSET", KEY, &token, "n", ""]),
-        EMPTY_DATA
+        EMPTY_PAYLOAD_DATA
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PSET", KEY, &token, "", ""]),
-        EMPTY_NAME
+        EMPTY_PAYLOAD_NAME
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PGET", KEY, &token, "n"]),
@@ -396,7 +382,7 @@ fn ttl_errors_and_their_place_in_the_order() {
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.EXPIRE", KEY, "v1.x", "abc"]),
-        BAD_FORMAT
+        MALFORMED_TOKEN
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.EXPIRE", "wrongkey", &token, "abc"]),
@@ -435,10 +421,7 @@ fn wrong_arity_is_redis_own_error() {
             args.extend(std::iter::repeat_n("x", count - 1));
             assert_eq!(
                 err(&mut con, &args),
-                format!(
-                    "ERR wrong number of arguments for '{}' command",
-                    as_redis_names(command)
-                ),
+                wrong_arity(&as_redis_names(command)),
                 "{count} words"
             );
         }

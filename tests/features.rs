@@ -3,18 +3,17 @@
 
 mod common;
 
+use common::errors::{
+    payload_data_too_long, payload_name_too_long, too_many_payloads, EMPTY_PAYLOAD_DATA,
+    EMPTY_PAYLOAD_NAME, EMPTY_SIGN_KEY, EMPTY_TOKEN, FORGED_SIGNATURE, MALFORMED_TOKEN, NO_SESSION,
+    WRONG_ARITY,
+};
 use common::*;
 use redis::Connection;
 use std::collections::HashMap;
 use std::time::Duration;
 
 const KEY: &str = "feature-sign-key";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const BAD_FORMAT: &str = "<token> format is invalid";
-const EMPTY_NAME: &str = "<payload_name> must have at least one character";
-const EMPTY_DATA: &str = "<payload_data> must have at least one character";
-const LONG_NAME: &str = "<payload_name> length exceeds the maximum value allowed of 200";
 
 fn bulk(data: &str) -> Value {
     Value::BulkString(data.as_bytes().to_vec())
@@ -76,16 +75,12 @@ fn new_commands_share_the_checks_and_errors_of_spec_1_4() {
         .collect()
     };
     let cases = [
-        (
-            "",
-            token.as_str(),
-            "<sign_key> must have at least one character",
-        ),
-        (KEY, "", "<token> must have at least one character"),
-        (KEY, "v1.bad", BAD_FORMAT),
-        ("wrongkey", &token, FORGED),
+        ("", token.as_str(), EMPTY_SIGN_KEY),
+        (KEY, "", EMPTY_TOKEN),
+        (KEY, "v1.bad", MALFORMED_TOKEN),
+        ("wrongkey", &token, FORGED_SIGNATURE),
         // A well-formed token whose HMAC fails: forged, before missing.
-        (KEY, &unknown, FORGED),
+        (KEY, &unknown, FORGED_SIGNATURE),
     ];
     for (sign_key, token, expected) in cases {
         for args in commands(sign_key, token) {
@@ -107,10 +102,7 @@ fn new_commands_share_the_checks_and_errors_of_spec_1_4() {
     ];
     for args in arity {
         let error = err(&mut con, &args);
-        assert!(
-            error.starts_with("ERR wrong number of arguments for"),
-            "{args:?}: {error}"
-        );
+        assert!(error.starts_with(WRONG_ARITY), "{args:?}: {error}");
     }
 }
 
@@ -195,11 +187,11 @@ fn pmget_answers_each_name_with_nil_where_missing() {
     let long = "n".repeat(201);
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PMGET", KEY, &token, "a", ""]),
-        EMPTY_NAME
+        EMPTY_PAYLOAD_NAME
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PMGET", KEY, &token, &long, "a"]),
-        LONG_NAME
+        payload_name_too_long(200)
     );
 }
 
@@ -210,11 +202,12 @@ fn pmset_writes_all_pairs_or_none() {
     let token = start(&mut con, KEY, 100);
     ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "kept", "0"]);
     let long = "n".repeat(201);
+    let long_name = payload_name_too_long(200);
     let rejected = [
-        (vec!["a", "1", "", "2"], EMPTY_NAME),
-        (vec!["a", "1", "b", ""], EMPTY_DATA),
-        (vec!["", "1", "b", "2"], EMPTY_NAME),
-        (vec!["a", "1", "b", "2", &long, "3"], LONG_NAME),
+        (vec!["a", "1", "", "2"], EMPTY_PAYLOAD_NAME),
+        (vec!["a", "1", "b", ""], EMPTY_PAYLOAD_DATA),
+        (vec!["", "1", "b", "2"], EMPTY_PAYLOAD_NAME),
+        (vec!["a", "1", "b", "2", &long, "3"], &long_name),
     ];
     for (pairs, expected) in rejected {
         let mut args = vec!["SESSIONGATE.PMSET", KEY, &token];
@@ -481,14 +474,14 @@ fn configs_set_at_load_apply_with_their_number_in_the_error() {
     );
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PSET", KEY, &token, "123456", "x"]),
-        "<payload_name> length exceeds the maximum value allowed of 5"
+        payload_name_too_long(5)
     );
     assert_eq!(
         err(
             &mut con,
             &["SESSIONGATE.PSET", KEY, &token, "n", "0123456789A"]
         ),
-        "<payload_data> length exceeds the maximum value allowed of 10"
+        payload_data_too_long(10)
     );
 }
 
@@ -542,12 +535,12 @@ fn configs_change_at_runtime_and_refuse_bad_values() {
             &mut con,
             &["SESSIONGATE.PMSET", KEY, &token, "abc", "1", "abcd", "2"]
         ),
-        "<payload_name> length exceeds the maximum value allowed of 3"
+        payload_name_too_long(3)
     );
     assert_eq!(set(&mut con, "max-payload-data-len", "2"), Ok(Value::Okay));
     assert_eq!(
         err(&mut con, &["SESSIONGATE.PSET", KEY, &token, "abc", "123"]),
-        "<payload_data> length exceeds the maximum value allowed of 2"
+        payload_data_too_long(2)
     );
     for (name, bad) in [
         ("max-payload-name-len", "0"),
@@ -575,7 +568,7 @@ fn the_payload_count_limit_counts_new_names_only() {
     let server = Server::start(&["--sessiongate.max-payloads-per-session", "2"]);
     let mut con = server.connection();
     let token = start(&mut con, KEY, 100);
-    let full = "the session has reached the maximum number of payloads allowed of 2";
+    let full = too_many_payloads(2);
     ok_bytes(&mut con, &["SESSIONGATE.PSET", KEY, &token, "a", "1"]);
     ok_bytes(
         &mut con,

@@ -1,11 +1,12 @@
-//! A randomized model test. `Model` is an in-memory reference of the contract,
-//! written from SPEC Parts 1–2 and the README (the extra commands TTL,
-//! PGETALL, PMGET and PMSET, the configurations and the INFO counters), with
-//! no help from the module's code. A seeded driver sends long random command
-//! sequences to a real redis-server with the module, and every reply must be
-//! the one the model predicts: same type, same bytes, same error text. Every
-//! few hundred operations the keyspace itself (DBSIZE, each session's keys,
-//! their values and PEXPIRETIME) and the INFO counters are compared too.
+//! A randomized model test. `Model` is an in-memory reference of the
+//! contract, written from docs/compatibility.md (#identical and
+//! #differences) and the README (the extra commands TTL, PGETALL, PMGET and
+//! PMSET, the configurations and the INFO counters), with no help from the
+//! module's code. A seeded driver sends long random command sequences to a
+//! real redis-server with the module, and every reply must be the one the
+//! model predicts: same type, same bytes, same error text. Every few hundred
+//! operations the keyspace itself (DBSIZE, each session's keys, their values
+//! and PEXPIRETIME) and the INFO counters are compared too.
 //!
 //! `SESSIONGATE_MODEL_SEED` replays a seed (a failure prints it), and
 //! `SESSIONGATE_MODEL_OPS` sets how many operations to run.
@@ -17,7 +18,12 @@
 
 mod common;
 
+use common::errors::*;
 use common::*;
+use rand::distr::Alphanumeric;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,8 +32,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const DEFAULT_OPS: usize = 10_000;
 /// Every this many operations, the keyspace and INFO are compared.
 const CHECK_EVERY: usize = 250;
-/// `max-payload-name-len`'s default, the 200 of SPEC 1.4. The driver lowers
-/// it now and then, and puts it back.
+/// `max-payload-name-len`'s default, the 200 of docs/errors.md#step-10. The
+/// driver lowers it now and then, and puts it back.
 const NAME_LIMIT: usize = 200;
 /// `max-payload-data-len` is set this low at the start, so that the data
 /// limit is hit with small payloads; the driver changes it now and then.
@@ -53,7 +59,7 @@ const COMMANDS: [&str; 10] = [
 ];
 
 // ---------------------------------------------------------------------------
-// Tokens, written from SPEC 1.1.
+// Tokens, written from docs/tokens.md.
 
 fn token_for(sign_key: &[u8], id: &[u8]) -> Vec<u8> {
     [b"v1.", id, b".", &hmac_hex(sign_key, id).into_bytes()].concat()
@@ -120,7 +126,8 @@ fn now_ms() -> i64 {
 // ---------------------------------------------------------------------------
 // The model.
 
-/// Why a command is refused: SPEC 1.4's steps, and the README's one more.
+/// Why a command is refused: docs/errors.md#check-order's steps, and the
+/// payload limit of docs/errors.md#other-errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Rej {
     Arity,
@@ -138,8 +145,6 @@ enum Rej {
     TooMany,
     NoPayload,
 }
-
-const TTL_ERROR: &str = "<ttl> must be a valid integer that represents seconds";
 
 #[derive(Debug, Clone, Copy)]
 enum Ttl {
@@ -278,38 +283,28 @@ impl Model {
 
     fn message(&self, rej: Rej, cmd: &str) -> String {
         match rej {
-            Rej::Arity => format!("ERR wrong number of arguments for '{cmd}' command"),
-            Rej::EmptySignKey => "<sign_key> must have at least one character".into(),
-            Rej::BadTtl => TTL_ERROR.into(),
-            Rej::EmptyToken => "<token> must have at least one character".into(),
-            Rej::BadFormat => "<token> format is invalid".into(),
-            Rej::Forged => "the signature contained in <token> is invalid".into(),
-            Rej::Missing => "the session id contained in <token> does not exist".into(),
-            Rej::Stale => "the signature contained in <token> seems to be valid, but is different from the stored signature in the session".into(),
-            Rej::EmptyName => "<payload_name> must have at least one character".into(),
-            Rej::LongName => {
-                format!(
-                    "<payload_name> length exceeds the maximum value allowed of {}",
-                    self.name_limit
-                )
-            }
-            Rej::EmptyData => "<payload_data> must have at least one character".into(),
-            Rej::LongData => format!(
-                "<payload_data> length exceeds the maximum value allowed of {}",
-                self.data_limit
-            ),
-            Rej::TooMany => format!(
-                "the session has reached the maximum number of payloads allowed of {}",
-                self.max_payloads
-            ),
-            Rej::NoPayload => "the requested <payload_name> does not exist".into(),
+            Rej::Arity => wrong_arity(cmd),
+            Rej::EmptySignKey => EMPTY_SIGN_KEY.into(),
+            Rej::BadTtl => BAD_TTL.into(),
+            Rej::EmptyToken => EMPTY_TOKEN.into(),
+            Rej::BadFormat => MALFORMED_TOKEN.into(),
+            Rej::Forged => FORGED_SIGNATURE.into(),
+            Rej::Missing => NO_SESSION.into(),
+            Rej::Stale => STALE_SIGNATURE.into(),
+            Rej::EmptyName => EMPTY_PAYLOAD_NAME.into(),
+            Rej::LongName => payload_name_too_long(self.name_limit),
+            Rej::EmptyData => EMPTY_PAYLOAD_DATA.into(),
+            Rej::LongData => payload_data_too_long(self.data_limit),
+            Rej::TooMany => too_many_payloads(self.max_payloads),
+            Rej::NoPayload => NO_PAYLOAD.into(),
         }
     }
 
-    /// SPEC 1.4 step 3/6 and Part 2: not an integer, negative, or whose
-    /// milliseconds added to the server's now overflow i64. The server read
-    /// its clock somewhere in `[t0, t1]`; only when overflow depends on where
-    /// does the reply itself decide (both answers keep the contract).
+    /// docs/errors.md#step-3 and #step-6, docs/compatibility.md#ttl-overflow:
+    /// not an integer, negative, or whose milliseconds added to the server's
+    /// now overflow i64. The server read its clock somewhere in `[t0, t1]`;
+    /// only when overflow depends on where does the reply itself decide (both
+    /// answers keep the contract).
     fn ttl_of(
         &self,
         arg: &[u8],
@@ -333,7 +328,7 @@ impl Model {
         }
         self.ambiguous_ttls.set(self.ambiguous_ttls.get() + 1);
         match got {
-            Err(e) if e == TTL_ERROR => Err(Rej::BadTtl),
+            Err(e) if e == BAD_TTL => Err(Rej::BadTtl),
             _ => Ok(Ttl::Ms(ms)),
         }
     }
@@ -358,7 +353,8 @@ impl Model {
         }
     }
 
-    /// Every check of SPEC 1.4, in its order; the first failure is the reply.
+    /// Every check of docs/errors.md#check-order, in its order; the first
+    /// failure is the reply.
     fn check(
         &self,
         cmd: &str,
@@ -430,7 +426,8 @@ impl Model {
             }
             "pdel" => {
                 self.check_name(&rest[0])?;
-                // SPEC 1.3: an error only when the session has no payload.
+                // docs/commands.md#pdel: an error only when the session has no
+                // payload.
                 if session.payloads.is_empty() {
                     return Err(Rej::NoPayload);
                 }
@@ -589,7 +586,8 @@ impl Model {
                 }
                 self.counters.sessions_started += 1;
                 match ttl {
-                    // SPEC Part 2: a token whose session does not exist.
+                    // docs/compatibility.md#ttl-0: a token whose session does
+                    // not exist.
                     Ttl::Zero => {
                         self.tally("start", "ttl 0");
                         self.forget(sign_key, token);
@@ -751,8 +749,8 @@ impl Model {
         }
     }
 
-    /// SPEC 1.2 and Part 3 against the keyspace itself, and README's INFO
-    /// counters against the model's.
+    /// docs/keys.md and docs/replication.md against the keyspace itself, and
+    /// docs/events-and-info.md#info-fields' counters against the model's.
     fn check_keyspace(&mut self, con: &mut Connection) -> Result<(), String> {
         let dbsize: i64 = redis::cmd("DBSIZE").query(con).unwrap();
         let expected_keys: usize = self
@@ -917,38 +915,16 @@ fn reply(reply: &Result<Value, String>) -> String {
 // ---------------------------------------------------------------------------
 // The generator.
 
-/// splitmix64: small, seedable, good enough to drive a test.
-struct Rng(u64);
+/// `len` random bytes.
+fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill(&mut bytes[..]);
+    bytes
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        common::splitmix64(&mut self.0)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn between(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn percent(&mut self, p: usize) -> bool {
-        self.below(100) < p
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    fn id(&mut self) -> Vec<u8> {
-        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..16).map(|_| ALNUM[self.below(ALNUM.len())]).collect()
-    }
+/// A session id as the module draws them: 16 characters of `[0-9A-Za-z]`.
+fn random_id(rng: &mut StdRng) -> Vec<u8> {
+    (0..16).map(|_| rng.sample(Alphanumeric)).collect()
 }
 
 enum Op {
@@ -964,7 +940,7 @@ enum Op {
         value: usize,
     },
     /// A session written with plain Redis commands in the C module's layout
-    /// (SPEC 1.2), with or without an expiry.
+    /// (docs/keys.md#keys-written-by-other-means), with or without an expiry.
     Inject {
         sign_key: Vec<u8>,
         id: Vec<u8>,
@@ -982,29 +958,29 @@ struct Target {
 }
 
 impl Model {
-    fn generate(&self, rng: &mut Rng) -> Op {
-        if rng.below(1000) < 10 {
-            let (name, values): (_, &[usize]) = match rng.below(3) {
+    fn generate(&self, rng: &mut StdRng) -> Op {
+        if rng.random_range(0..1000) < 10 {
+            let (name, values): (_, &[usize]) = match rng.random_range(0..3) {
                 0 => ("sessiongate.max-payload-name-len", &[200, 200, 200, 16]),
                 1 => ("sessiongate.max-payload-data-len", &[1, 8, 64, 64, 100]),
                 _ => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
             };
-            let value = rng.pick(values);
+            let value = *values.choose(rng).unwrap();
             return Op::Config { name, value };
         }
         let live = self.live.len();
-        if live < 80 && rng.percent(2) {
-            let pairs = rng.below(4);
+        if live < 80 && rng.random_ratio(2, 100) {
+            let pairs = rng.random_range(0..4);
             return Op::Inject {
-                sign_key: rng.pick(&SIGN_KEYS).to_vec(),
-                id: rng.id(),
+                sign_key: SIGN_KEYS.choose(rng).unwrap().to_vec(),
+                id: random_id(rng),
                 ttl: rng
-                    .percent(50)
-                    .then(|| rng.between(LIVE_TTL_MIN, 100_000_000)),
+                    .random_ratio(50, 100)
+                    .then(|| rng.random_range(LIVE_TTL_MIN..=100_000_000)),
                 payloads: (0..pairs)
                     .map(|_| {
-                        let (n, d) = (rng.below(8) + 1, rng.below(8) + 1);
-                        (rng.bytes(n), rng.bytes(d))
+                        let (n, d) = (rng.random_range(0..8) + 1, rng.random_range(0..8) + 1);
+                        (random_bytes(rng, n), random_bytes(rng, d))
                     })
                     .collect(),
             };
@@ -1027,7 +1003,7 @@ impl Model {
             7,                                // pmget
             8,                                // pmset
         ];
-        let mut roll = rng.below(weights.iter().sum());
+        let mut roll = rng.random_range(0..weights.iter().sum::<usize>());
         let mut which = 0;
         while roll >= weights[which] {
             roll -= weights[which];
@@ -1051,12 +1027,12 @@ impl Model {
                 }
                 "pget" | "pdel" => args.push(self.name(rng, session)),
                 "pmget" => {
-                    for _ in 0..rng.between(1, 5) {
+                    for _ in 0..rng.random_range(1..=5) {
                         args.push(self.name(rng, session));
                     }
                 }
                 "pmset" => {
-                    for _ in 0..rng.between(1, 4) {
+                    for _ in 0..rng.random_range(1..=4) {
                         args.push(self.name(rng, session));
                         args.push(self.data(rng));
                     }
@@ -1065,9 +1041,9 @@ impl Model {
             }
         }
         // Wrong arity, with otherwise plausible words.
-        if rng.percent(4) {
+        if rng.random_ratio(4, 100) {
             let words = loop {
-                let words = rng.below(args.len() + 4) + 1;
+                let words = rng.random_range(0..args.len() + 4) + 1;
                 if !arity_ok(cmd, words) {
                     break words;
                 }
@@ -1077,33 +1053,33 @@ impl Model {
             }
             args.truncate(words);
         }
-        let watch = cmd != "sessiongate.start" && rng.percent(6);
+        let watch = cmd != "sessiongate.start" && rng.random_ratio(6, 100);
         Op::Command {
             args,
-            resp3: !watch && rng.percent(20),
+            resp3: !watch && rng.random_ratio(20, 100),
             watch,
         }
     }
 
-    fn sign_key(&self, rng: &mut Rng, usual: Option<&[u8]>) -> Vec<u8> {
-        match rng.below(100) {
+    fn sign_key(&self, rng: &mut StdRng, usual: Option<&[u8]>) -> Vec<u8> {
+        match rng.random_range(0..100) {
             0..=2 => Vec::new(),
             3..=4 => {
-                let len = rng.below(8) + 1;
-                rng.bytes(len)
+                let len = rng.random_range(0..8) + 1;
+                random_bytes(rng, len)
             }
-            5..=7 => rng.pick(&SIGN_KEYS).to_vec(),
-            _ => usual.map_or_else(|| rng.pick(&SIGN_KEYS).to_vec(), <[u8]>::to_vec),
+            5..=7 => SIGN_KEYS.choose(rng).unwrap().to_vec(),
+            _ => usual.map_or_else(|| SIGN_KEYS.choose(rng).unwrap().to_vec(), <[u8]>::to_vec),
         }
     }
 
-    fn target(&self, rng: &mut Rng) -> Target {
+    fn target(&self, rng: &mut StdRng) -> Target {
         let live = (!self.live.is_empty()).then(|| {
-            let id = self.live[rng.below(self.live.len())].clone();
+            let id = self.live[rng.random_range(0..self.live.len())].clone();
             let session = &self.sessions[&id];
             (id, session.sign_key.clone(), session.token.clone())
         });
-        let roll = rng.below(100);
+        let roll = rng.random_range(0..100);
         let mut target = if let (Some((id, key, token)), true) = (&live, roll < 64) {
             Target {
                 sign_key: key.clone(),
@@ -1111,7 +1087,7 @@ impl Model {
                 id: Some(id.clone()),
             }
         } else if (64..72).contains(&roll) && !self.ended.is_empty() {
-            let (key, token) = self.ended[rng.below(self.ended.len())].clone();
+            let (key, token) = self.ended[rng.random_range(0..self.ended.len())].clone();
             Target {
                 sign_key: key,
                 token,
@@ -1125,20 +1101,20 @@ impl Model {
     }
 
     /// Tokens that must be refused, at step 4, 5, 7, 8 or 9.
-    fn odd_target(&self, rng: &mut Rng, live: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>) -> Target {
+    fn odd_target(&self, rng: &mut StdRng, live: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>) -> Target {
         let (id, key, token) = live.unwrap_or_else(|| {
-            let key = rng.pick(&SIGN_KEYS).to_vec();
-            let id = rng.id();
+            let key = SIGN_KEYS.choose(rng).unwrap().to_vec();
+            let id = random_id(rng);
             let token = token_for(&key, &id);
             (id, key, token)
         });
         let other_key = loop {
-            let other = rng.pick(&SIGN_KEYS);
+            let other = *SIGN_KEYS.choose(rng).unwrap();
             if other != key.as_slice() {
                 break other.to_vec();
             }
         };
-        let (sign_key, token) = match rng.below(16) {
+        let (sign_key, token) = match rng.random_range(0..16) {
             // A good token, sent with another key: step 7.
             0 => (other_key, token),
             // The same id signed with another key, sent with that key: a
@@ -1148,28 +1124,28 @@ impl Model {
             2 => (key, token_for(&other_key, &id)),
             // Signed right, never started: step 8.
             3 => {
-                let fresh = rng.id();
+                let fresh = random_id(rng);
                 (key.clone(), token_for(&key, &fresh))
             }
             // A random signature: step 7.
             4 => {
                 let hex: Vec<u8> = (0..64)
-                    .map(|_| b"0123456789abcdef"[rng.below(16)])
+                    .map(|_| b"0123456789abcdef"[rng.random_range(0..16)])
                     .collect();
                 (key, [&token[..20], &hex].concat())
             }
             // One signature character changed to another hex digit.
             5 => {
                 let mut t = token;
-                let at = 20 + rng.below(64);
+                let at = 20 + rng.random_range(0..64);
                 t[at] = if t[at] == b'0' { b'1' } else { b'0' };
                 (key, t)
             }
             6 | 14 | 15 => (key, Vec::new()),
             7..=10 => (key, malformed(rng, &token)),
             _ => {
-                let len = rng.below(100);
-                (key, rng.bytes(len))
+                let len = rng.random_range(0..100);
+                (key, random_bytes(rng, len))
             }
         };
         let id = well_formed(&token).then(|| id_of(&token).to_vec());
@@ -1180,56 +1156,58 @@ impl Model {
         }
     }
 
-    fn name(&self, rng: &mut Rng, session: Option<&Session>) -> Vec<u8> {
-        let roll = rng.below(100);
+    fn name(&self, rng: &mut StdRng, session: Option<&Session>) -> Vec<u8> {
+        let roll = rng.random_range(0..100);
         match session {
             Some(s) if roll < 45 && !s.payloads.is_empty() => s
                 .payloads
                 .keys()
-                .nth(rng.below(s.payloads.len()))
+                .nth(rng.random_range(0..s.payloads.len()))
                 .unwrap()
                 .clone(),
             _ => match roll % 50 {
                 // Few short names, so that they collide.
                 0..=24 => {
-                    let len = rng.below(3) + 1;
-                    (0..len).map(|_| rng.pick(b"ab\0\xff")).collect()
+                    let len = rng.random_range(0..3) + 1;
+                    (0..len)
+                        .map(|_| *b"ab\0\xff".choose(rng).unwrap())
+                        .collect()
                 }
                 25..=36 => {
-                    let len = rng.below(24) + 1;
-                    rng.bytes(len)
+                    let len = rng.random_range(0..24) + 1;
+                    random_bytes(rng, len)
                 }
-                37..=39 => vec![rng.pick(b"n\0"); self.name_limit],
-                40..=42 => vec![rng.pick(b"n\0"); self.name_limit + 1],
+                37..=39 => vec![*b"n\0".choose(rng).unwrap(); self.name_limit],
+                40..=42 => vec![*b"n\0".choose(rng).unwrap(); self.name_limit + 1],
                 43..=45 => Vec::new(),
                 _ => {
-                    let len = rng.below(NAME_LIMIT) + 1;
-                    rng.bytes(len)
+                    let len = rng.random_range(0..NAME_LIMIT) + 1;
+                    random_bytes(rng, len)
                 }
             },
         }
     }
 
-    fn data(&self, rng: &mut Rng) -> Vec<u8> {
-        let len = match rng.below(100) {
-            0..=79 => rng.below(16.min(self.data_limit)) + 1,
+    fn data(&self, rng: &mut StdRng) -> Vec<u8> {
+        let len = match rng.random_range(0..100) {
+            0..=79 => rng.random_range(0..16.min(self.data_limit)) + 1,
             80..=85 => self.data_limit,
             86..=90 => self.data_limit + 1,
             91..=94 => 0,
-            _ => rng.below(self.data_limit) + 1,
+            _ => rng.random_range(0..self.data_limit) + 1,
         };
-        rng.bytes(len)
+        random_bytes(rng, len)
     }
 }
 
 /// The command's name, mostly as written, sometimes in mixed case.
-fn spell(rng: &mut Rng, cmd: &str) -> Vec<u8> {
-    if rng.percent(80) {
+fn spell(rng: &mut StdRng, cmd: &str) -> Vec<u8> {
+    if rng.random_ratio(80, 100) {
         return cmd.to_ascii_uppercase().into_bytes();
     }
     cmd.bytes()
         .map(|b| {
-            if rng.percent(50) {
+            if rng.random_ratio(50, 100) {
                 b.to_ascii_uppercase()
             } else {
                 b
@@ -1239,37 +1217,42 @@ fn spell(rng: &mut Rng, cmd: &str) -> Vec<u8> {
 }
 
 /// A `<ttl>`: mostly long enough to outlive the run, sometimes 0, and every
-/// kind of wrong, including both sides of the overflow of SPEC Part 2.
-fn ttl_arg(rng: &mut Rng, zero_percent: usize) -> Vec<u8> {
-    let roll = rng.below(100);
+/// kind of wrong, including both sides of the overflow of
+/// docs/compatibility.md#ttl-overflow.
+fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
+    let roll = rng.random_range(0..100);
     let t = now_ms();
     let ttl: String = if roll < zero_percent {
         "0".into()
     } else {
         match roll - zero_percent {
-            0..=69 => rng.between(LIVE_TTL_MIN, 100_000_000).to_string(),
+            0..=69 => rng.random_range(LIVE_TTL_MIN..=100_000_000).to_string(),
             70..=72 => {
-                let some_negative = -rng.between(1, 1 << 40);
-                rng.pick(&[-1, -1000, i64::MIN, some_negative]).to_string()
+                let some_negative = -rng.random_range(1..=1 << 40);
+                [-1, -1000, i64::MIN, some_negative]
+                    .choose(rng)
+                    .unwrap()
+                    .to_string()
             }
-            73..=77 => rng
-                .pick(&[
-                    "",
-                    "abc",
-                    "1.5",
-                    "1e4",
-                    "+1000",
-                    " 1000",
-                    "1000 ",
-                    "0x10",
-                    "-0",
-                    "01000",
-                    "9223372036854775808",
-                    "-9223372036854775809",
-                    "1000\0",
-                    "１０００",
-                ])
-                .to_string(),
+            73..=77 => [
+                "",
+                "abc",
+                "1.5",
+                "1e4",
+                "+1000",
+                " 1000",
+                "1000 ",
+                "0x10",
+                "-0",
+                "01000",
+                "9223372036854775808",
+                "-9223372036854775809",
+                "1000\0",
+                "１０００",
+            ]
+            .choose(rng)
+            .unwrap()
+            .to_string(),
             78..=79 => i64::MAX.to_string(),
             // Parses, and overflows only once multiplied by 1000.
             80 => (i64::MAX / 1000 + 1).to_string(),
@@ -1277,45 +1260,51 @@ fn ttl_arg(rng: &mut Rng, zero_percent: usize) -> Vec<u8> {
             81 => (i64::MAX / 1000).to_string(),
             // Just past overflow: whatever the server's clock says, as it
             // reads it after `t`.
-            82..=85 => ((i64::MAX - t) / 1000 + 1 + rng.between(0, 1000)).to_string(),
+            82..=85 => ((i64::MAX - t) / 1000 + 1 + rng.random_range(0..=1000)).to_string(),
             // Just short of it, with ten minutes to spare.
-            86..=88 => ((i64::MAX - t - 600_000) / 1000 - rng.between(0, 1000)).to_string(),
-            _ => rng.between(1_000_000_000, 1_000_000_000_000).to_string(),
+            86..=88 => ((i64::MAX - t - 600_000) / 1000 - rng.random_range(0..=1000)).to_string(),
+            _ => rng
+                .random_range(1_000_000_000..=1_000_000_000_000_i64)
+                .to_string(),
         }
     };
     ttl.into_bytes()
 }
 
-/// A token that fails SPEC 1.1's shape in one way.
-fn malformed(rng: &mut Rng, token: &[u8]) -> Vec<u8> {
+/// A token that fails docs/tokens.md#shape in one way.
+fn malformed(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
     let mut t = token.to_vec();
-    match rng.below(11) {
+    match rng.random_range(0..11) {
         0 => {
             t.pop();
         }
-        1 => t.push(rng.pick(b"0a.")),
-        2 => t[..3].copy_from_slice(rng.pick(&[b"v2.", b"V1.", b"v1-", b"x1.", b"1v."])),
-        3 => t[19] = rng.pick(b"-_:,/ \0"),
+        1 => t.push(*b"0a.".choose(rng).unwrap()),
+        2 => t[..3].copy_from_slice(
+            *[b"v2.", b"V1.", b"v1-", b"x1.", b"1v."]
+                .choose(rng)
+                .unwrap(),
+        ),
+        3 => t[19] = *b"-_:,/ \0".choose(rng).unwrap(),
         // An uppercase hex letter in the signature.
         4 => {
-            let from = rng.below(64);
+            let from = rng.random_range(0..64);
             let at = (0..64)
                 .map(|i| 20 + (from + i) % 64)
                 .find(|&i| t[i].is_ascii_lowercase())
                 .unwrap_or(20);
             t[at] = t[at].to_ascii_uppercase().max(b'A');
         }
-        5 => t[3 + rng.below(16)] = rng.pick(b"-_. \0\xff\x80+/="),
-        6 => t[20 + rng.below(64)] = rng.pick(b"gGzAF \0\xff."),
+        5 => t[3 + rng.random_range(0..16)] = *b"-_. \0\xff\x80+/=".choose(rng).unwrap(),
+        6 => t[20 + rng.random_range(0..64)] = *b"gGzAF \0\xff.".choose(rng).unwrap(),
         7 => t.make_ascii_uppercase(),
         8 => {
-            if rng.percent(50) {
+            if rng.random_ratio(50, 100) {
                 t.insert(0, b' ');
             } else {
                 t.push(b' ');
             }
         }
-        9 => t.truncate(rng.below(84)),
+        9 => t.truncate(rng.random_range(0..84)),
         _ => t.extend_from_slice(token),
     }
     t
@@ -1516,7 +1505,7 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
         Ok(Value::Okay)
     );
     let mut model = Model::new(INITIAL_DATA_LIMIT);
-    let mut rng = Rng(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut recent: VecDeque<String> = VecDeque::new();
 
     for i in 0..ops {

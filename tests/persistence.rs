@@ -1,6 +1,7 @@
-//! SPEC Part 3: a master restarted from its AOF (before and after a rewrite)
-//! or from an RDB holds exactly what it held, ended sessions stay ended, the
-//! sign key is written nowhere, and every write counts towards `save`.
+//! docs/replication.md#persistence: a master restarted from its AOF (before
+//! and after a rewrite) or from an RDB holds exactly what it held, ended
+//! sessions stay ended, the sign key is written nowhere, and every write
+//! counts towards `save`.
 
 mod common;
 

@@ -1,5 +1,6 @@
-//! SPEC Part 3: every write reaches a replica as its effects, so the replica
-//! holds the master's keys, values and absolute expiries, and serves PGET.
+//! docs/replication.md: every write reaches a replica as its effects, so the
+//! replica holds the master's keys, values and absolute expiries, and serves
+//! PGET.
 
 mod common;
 

@@ -7,6 +7,7 @@
 mod common;
 
 use common::cluster::*;
+use common::errors::*;
 use common::*;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -19,14 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEY: &str = "reshard-sign-key";
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const EMPTY_NAME: &str = "<payload_name> must have at least one character";
-const EMPTY_DATA: &str = "<payload_data> must have at least one character";
-const BAD_TTL: &str = "<ttl> must be a valid integer that represents seconds";
-const TRY_AGAIN: &str =
-    "TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet";
 
 /// Slots `redis-cli --cluster reshard` moves: the source's lowest ones.
 const MOVED_SLOTS: usize = 32;
@@ -684,11 +677,11 @@ fn payloads_try_again(on_target: &mut Connection, token: &str, slot: u16) {
     // The argument checks that come before the payload lookup still win.
     assert_eq!(
         asking(on_target, &["SESSIONGATE.PGET", KEY, token, ""]),
-        Err(EMPTY_NAME.into())
+        Err(EMPTY_PAYLOAD_NAME.into())
     );
     assert_eq!(
         asking(on_target, &["SESSIONGATE.PSET", KEY, token, "user", ""]),
-        Err(EMPTY_DATA.into())
+        Err(EMPTY_PAYLOAD_DATA.into())
     );
     assert!(
         matches!(asking(on_target, &["SESSIONGATE.TTL", KEY, token]), Ok(Value::Int(t)) if t > 3000),
@@ -808,7 +801,7 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
             &mut on_target,
             &["SESSIONGATE.PGET", "other-key", x, "user"]
         ),
-        Err(FORGED.into())
+        Err(FORGED_SIGNATURE.into())
     );
     assert_eq!(
         asking(&mut on_target, &["SESSIONGATE.EXPIRE", KEY, x, "-1"]),

@@ -1,9 +1,10 @@
-//! The pure argument checks of SPEC 1.4, for every command, on arbitrary
-//! argument lists: the `validate` functions chained in the commands' order
-//! (as `src/commands.rs` chains them) must give the same first rejection as
-//! the order restated here from the spec, with the reference checks of the
-//! `reference` crate. Steps 8, 9 and 12 need the store and are not here:
-//! a token that passes step 7 is taken as a live session's.
+//! The pure argument checks of docs/errors.md#check-order, for every command,
+//! on arbitrary argument lists: the `validate` functions chained in the
+//! commands' order (as `src/commands.rs` chains them) must give the same
+//! first rejection as the order restated here from docs/errors.md, with the
+//! reference checks of the `reference` crate. Steps 8, 9 and 12 need the
+//! store and are not here: a token that passes step 7 is taken as a live
+//! session's.
 //!
 //! Also `validate::expiry` on its own, for any ttl and any `now`, near
 //! i64::MAX and i64::MIN included: no overflow, no panic, the reference
@@ -202,8 +203,8 @@ fn module_checks(
     }
 }
 
-/// The spec's side: SPEC 1.4's numbered steps (and the README's PMGET/PMSET
-/// rows), one after the other, on plain predicates.
+/// The docs' side: docs/errors.md's numbered steps (and its PMGET/PMSET
+/// rows in #by-command), one after the other, on plain predicates.
 fn spec_checks(
     command: Command,
     argv: &[&[u8]],

@@ -1,6 +1,6 @@
-//! `Token::parse` on arbitrary bytes: it accepts exactly the shape of SPEC
-//! 1.1, what it accepts `token::format` writes back byte for byte, and
-//! `is_signed_by` is the reference HMAC's verdict for any key.
+//! `Token::parse` on arbitrary bytes: it accepts exactly the shape of
+//! docs/tokens.md#shape, what it accepts `token::format` writes back byte for
+//! byte, and `is_signed_by` is the reference HMAC's verdict for any key.
 
 #![no_main]
 
@@ -41,7 +41,7 @@ fn check(candidate: &[u8], key: &[u8]) {
     assert_eq!(
         parsed.is_some(),
         is_token_shape(candidate),
-        "parse disagrees with SPEC 1.1's shape on {candidate:?}"
+        "parse disagrees with docs/tokens.md#shape on {candidate:?}"
     );
     // validate::token is parse behind the empty-token check.
     let expected = match (candidate.is_empty(), parsed.is_some()) {

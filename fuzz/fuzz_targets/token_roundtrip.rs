@@ -1,4 +1,4 @@
-//! Minting and verifying: for any sign key and any id of SPEC 1.1,
+//! Minting and verifying: for any sign key and any id of docs/tokens.md#ids,
 //! `format(id, sign(key, id))` parses, verifies under that key, and fails
 //! under every other key, except those HMAC cannot tell from it.
 

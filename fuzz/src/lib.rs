@@ -1,7 +1,7 @@
-//! Reference statements of what the module's pure code must do, written
-//! from SPEC 1.1 and 1.4 and docs/keyrings.md independently of `src/`, for
-//! the fuzz targets to compare the module against. Deliberately plain: no lookup tables, no
-//! keyed-state cache, wide integers instead of checked arithmetic.
+//! Reference statements of what the module's pure code must do, written from
+//! docs/tokens.md, docs/errors.md and docs/keyrings.md independently of `src/`, for the fuzz
+//! targets to compare the module against. Deliberately plain: no lookup
+//! tables, no keyed-state cache, wide integers instead of checked arithmetic.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sessiongate::error::Rejection;
@@ -28,7 +28,8 @@ pub fn hmac_hex(key: &[u8], message: &[u8]) -> [u8; 64] {
 /// The key HMAC really uses (RFC 2104): a key longer than the block is
 /// replaced by its SHA-256, and the result is zero-padded to the block. Two
 /// sign keys with the same block key sign every id identically, so "a"
-/// and "a\0" are one key as far as HMAC (and SPEC 1.1) is concerned.
+/// and "a\0" are one key as far as HMAC (and docs/tokens.md#signature) is
+/// concerned.
 pub fn hmac_block_key(key: &[u8]) -> [u8; BLOCK] {
     let mut block = [0; BLOCK];
     if key.len() > BLOCK {
@@ -39,7 +40,8 @@ pub fn hmac_block_key(key: &[u8]) -> [u8; BLOCK] {
     block
 }
 
-/// SPEC 1.1: `^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`, 84 bytes in all.
+/// docs/tokens.md#shape, 84 bytes in all:
+/// `^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`.
 pub fn is_token_shape(bytes: &[u8]) -> bool {
     bytes.len() == 84
         && bytes.starts_with(b"v1.")
@@ -58,7 +60,7 @@ pub fn alnum(byte: u8) -> u8 {
     ALNUM[usize::from(byte) % ALNUM.len()]
 }
 
-/// 16 arbitrary bytes as an id of SPEC 1.1.
+/// 16 arbitrary bytes as an id of docs/tokens.md#ids.
 pub fn id_from(bytes: [u8; 16]) -> [u8; 16] {
     bytes.map(alnum)
 }
@@ -86,7 +88,7 @@ pub fn shaped(bytes: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// SPEC 1.4 steps 3 and 6 as the spec words them: a ttl that is not an
+/// docs/errors.md#step-3 and #step-6 as they word it: a ttl that is not an
 /// integer, or negative, is refused; 0 ends the session at once (`None`);
 /// otherwise the session ends `ttl` seconds after `now_ms`, refused when
 /// that instant (or the ttl in milliseconds) is no i64 of milliseconds.

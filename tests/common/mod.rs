@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub use redis::Value;
 
 pub mod cluster;
+pub mod errors;
 pub mod workload;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -294,7 +295,8 @@ pub fn start(con: &mut redis::Connection, sign_key: &str, ttl: i64) -> String {
 }
 
 /// HMAC-SHA256 of `id` under `sign_key`, as lowercase hex: a token's
-/// signature (SPEC 1.1), computed with no help from the module's code.
+/// signature (docs/tokens.md#signature), computed with no help from the
+/// module's code.
 pub fn hmac_hex(sign_key: &[u8], id: &[u8]) -> String {
     use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(sign_key).expect("HMAC takes any key");
@@ -304,16 +306,6 @@ pub fn hmac_hex(sign_key: &[u8], id: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// splitmix64: the next number from a seeded state, so that a failing
-/// random run can be replayed from its seed.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The 16-character id inside a token.

@@ -1,6 +1,7 @@
 //! A mix of all six commands, and a snapshot of everything in the keyspace,
 //! so that a replica or a restarted server can be compared with the master.
 
+use super::errors::{NO_PAYLOAD, NO_SESSION};
 use super::*;
 use redis::Connection;
 use std::collections::BTreeMap;
@@ -121,14 +122,11 @@ pub fn assert_sessions_readable(con: &mut Connection, sign_key: &str, mixed: &Mi
         pget(con, &mixed.live[3], b"b"),
         Ok(Value::BulkString(b"2".to_vec()))
     );
-    assert_eq!(
-        pget(con, &mixed.live[3], b"a"),
-        Err("the requested <payload_name> does not exist".into())
-    );
+    assert_eq!(pget(con, &mixed.live[3], b"a"), Err(NO_PAYLOAD.into()));
     for token in &mixed.ended {
         assert_eq!(
             pget(con, token, b"x"),
-            Err("the session id contained in <token> does not exist".into()),
+            Err(NO_SESSION.into()),
             "an ended session came back"
         );
     }

@@ -22,33 +22,31 @@
 //!   no slot refusing START;
 //! * the module refusing to load (bad arguments): the server exits.
 //!
-//! The verdict, per server: valgrind's ERROR SUMMARY and LEAK SUMMARY, and
-//! each loss record and error with the module in its stack (a frame in
-//! `libsessiongate.so`, the module's sources, or its Rust dependencies).
-//! It fails on any "definitely lost" or "indirectly lost" byte, on any
-//! error (invalid read or write, uninitialised value, bad free) with the
-//! module in its stack, on a server that did not write a complete report,
-//! and on any reply of the workload that is not the expected one. Losses
-//! known to happen when Redis unloads the module (see KNOWN) are listed, and
-//! fail it only with `LEAKCHECK_STRICT=1`. "Possibly lost" and "still reachable"
-//! blocks are Redis' own at exit: sds strings are pointed to past their
-//! header, and Redis frees neither its dictionaries nor its clients on the
-//! way out; the possibly-lost ones with the module in the stack are listed.
-//! Redis' own memory errors are suppressed in `scripts/leakcheck.supp`, each
-//! explained there; any other without a module frame is listed, not failed.
+//! It fails on any reply of the workload that is not the expected one, and
+//! on the verdict of `report` on valgrind's reports: any byte definitely or
+//! indirectly lost, any memory error with the module in its stack, a server
+//! that wrote no complete report (report.rs says what is listed and what
+//! fails).
+//!
+//! An ignored test, run by `scripts/leakcheck` (`make leakcheck`), once per
+//! build of the module, as `cargo test --test leakcheck -- --ignored
+//! --nocapture`: this program is only the client; the module under test is
+//! `SESSIONGATE_MODULE`. The report reader's own tests run with the others.
 //!
 //! Environment: `LEAKCHECK_DIR`, the directory the valgrind logs go to
 //! (emptied by `scripts/leakcheck`), `REDIS_SERVER`, the wrapper, and
 //! `SESSIONGATE_MODULE`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod common;
+mod report;
 
+use common::errors::*;
 use common::{call, fresh_dir, info_field, Server, Value};
 use redis::Connection;
+use report::{judge, Launched};
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -59,20 +57,6 @@ const PANIC_KEY: &str = "panic on purpose";
 /// valgrind makes a server 20 to 50 times slower, and its leak search at
 /// exit takes a while: generous deadlines.
 const DEADLINE: Duration = Duration::from_secs(180);
-
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const STALE: &str = "the signature contained in <token> seems to be valid, but is different from the stored signature in the session";
-const MALFORMED: &str = "<token> format is invalid";
-const EMPTY_TOKEN: &str = "<token> must have at least one character";
-const EMPTY_SIGN_KEY: &str = "<sign_key> must have at least one character";
-const BAD_TTL: &str = "<ttl> must be a valid integer that represents seconds";
-const EMPTY_NAME: &str = "<payload_name> must have at least one character";
-const EMPTY_DATA: &str = "<payload_data> must have at least one character";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
-const INTERNAL: &str = "ERR sessiongate internal error (details in the Redis log)";
-const ARITY: &str = "ERR wrong number of arguments";
-const WRONGTYPE: &str = "WRONGTYPE";
 
 const COMMANDS: [&str; 10] = [
     "SESSIONGATE.START",
@@ -115,7 +99,7 @@ fn token_commands<'a>(sign_key: &'a [u8], token: &'a [u8]) -> Vec<Vec<&'a [u8]>>
 }
 
 // ---------------------------------------------------------------------------
-// Tokens, as SPEC 1.1 makes them.
+// Tokens, as docs/tokens.md makes them.
 
 fn token_for(key: &[u8], id: &str) -> String {
     format!("v1.{id}.{}", common::hmac_hex(key, id.as_bytes()))
@@ -215,12 +199,6 @@ impl Checks {
 // ---------------------------------------------------------------------------
 // The servers, and where their reports are.
 
-/// A server, and what its command line holds that no other's does.
-struct Launched {
-    role: &'static str,
-    marker: String,
-}
-
 fn wait_until(what: &str, checks: &mut Checks, mut predicate: impl FnMut() -> bool) {
     let started = Instant::now();
     while !predicate() {
@@ -257,28 +235,28 @@ fn launch(role: &'static str, server: Server, launched: &mut Vec<Launched>) -> S
 /// Every argument error of every command, before any session exists.
 fn argument_errors(c: &mut Connection, k: &mut Checks) {
     for command in COMMANDS {
-        k.expect(c, args![command], Want::ErrorStarting(ARITY));
+        k.expect(c, args![command], Want::ErrorStarting(WRONG_ARITY));
         // PMGET takes any number of names: this one is a bad token.
         let want = match command {
-            "SESSIONGATE.PMGET" => Want::Error(MALFORMED),
-            _ => Want::ErrorStarting(ARITY),
+            "SESSIONGATE.PMGET" => Want::Error(MALFORMED_TOKEN),
+            _ => Want::ErrorStarting(WRONG_ARITY),
         };
         k.expect(c, args![command, KEY, "a", "b", "c", "d"], want);
     }
     k.expect(
         c,
         args!["SESSIONGATE.PMGET", KEY, "tok"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     k.expect(
         c,
         args!["SESSIONGATE.PMSET", KEY, "tok", "name"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     k.expect(
         c,
         args!["SESSIONGATE.PMSET", KEY, "tok", "a", "1", "b"],
-        Want::ErrorStarting(ARITY),
+        Want::ErrorStarting(WRONG_ARITY),
     );
     let t = token_for(KEY, "AAAAAAAAAAAAAAAA");
     let empty_key: [&[&[u8]]; 10] = [
@@ -313,20 +291,20 @@ fn argument_errors(c: &mut Connection, k: &mut Checks) {
     upper.replace_range(83..84, "A");
     let bad_tokens: [(&[u8], &str); 7] = [
         (b"", EMPTY_TOKEN),
-        (b"garbage", MALFORMED),
-        (&t.as_bytes()[..83], MALFORMED),
-        (upper.as_bytes(), MALFORMED),
+        (b"garbage", MALFORMED_TOKEN),
+        (&t.as_bytes()[..83], MALFORMED_TOKEN),
+        (upper.as_bytes(), MALFORMED_TOKEN),
         (
             b"v2.AAAAAAAAAAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            MALFORMED,
+            MALFORMED_TOKEN,
         ),
         (
             b"v1.AAAAAAA-AAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            MALFORMED,
+            MALFORMED_TOKEN,
         ),
         (
             b"v1.AAAAAAAAAAAAAAAA.0000000000000000000000000000000000000000000000000000000000000000",
-            FORGED,
+            FORGED_SIGNATURE,
         ),
     ];
     for (token, error) in bad_tokens {
@@ -356,24 +334,36 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     );
     k.err(c, args!["SESSIONGATE.PDEL", KEY, t, "a"], NO_PAYLOAD);
     k.err(c, args!["SESSIONGATE.PGET", KEY, t, "a"], NO_PAYLOAD);
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "", "d"], EMPTY_NAME);
+    k.err(
+        c,
+        args!["SESSIONGATE.PSET", KEY, t, "", "d"],
+        EMPTY_PAYLOAD_NAME,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "n".repeat(65), "d"],
-        "<payload_name> length exceeds the maximum value allowed of 64",
+        &payload_name_too_long(64),
     );
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "n", ""], EMPTY_DATA);
+    k.err(
+        c,
+        args!["SESSIONGATE.PSET", KEY, t, "n", ""],
+        EMPTY_PAYLOAD_DATA,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "n", vec![b'x'; 2_000_001]],
-        "<payload_data> length exceeds the maximum value allowed of 2000000",
+        &payload_data_too_long(2_000_000),
     );
-    k.err(c, args!["SESSIONGATE.PGET", KEY, t, ""], EMPTY_NAME);
-    k.err(c, args!["SESSIONGATE.PMGET", KEY, t, "a", ""], EMPTY_NAME);
+    k.err(c, args!["SESSIONGATE.PGET", KEY, t, ""], EMPTY_PAYLOAD_NAME);
+    k.err(
+        c,
+        args!["SESSIONGATE.PMGET", KEY, t, "a", ""],
+        EMPTY_PAYLOAD_NAME,
+    );
     k.err(
         c,
         args!["SESSIONGATE.PDEL", KEY, t, "n".repeat(65)],
-        "<payload_name> length exceeds the maximum value allowed of 64",
+        &payload_name_too_long(64),
     );
     // Binary names and data, overwritten; a large payload.
     let name: &[u8] = b"bin\0name\xff\r\n";
@@ -401,12 +391,12 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "x", "1", "", "2"],
-        EMPTY_NAME,
+        EMPTY_PAYLOAD_NAME,
     );
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "x", "1", "y", ""],
-        EMPTY_DATA,
+        EMPTY_PAYLOAD_DATA,
     );
     k.err(c, args!["SESSIONGATE.PGET", KEY, t, "x"], NO_PAYLOAD);
     k.ok(c, args!["SESSIONGATE.PMSET", KEY, t, "d", "1", "d", "2"]);
@@ -429,9 +419,21 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
     k.expect(c, args!["SESSIONGATE.TTL", KEY, t], Want::Int);
     // The right HMAC under another key, for an id whose session has another.
     let stale = token_for(OTHER_KEY, id_of(t));
-    k.err(c, args!["SESSIONGATE.PGET", OTHER_KEY, stale, "b"], STALE);
-    k.err(c, args!["SESSIONGATE.END", OTHER_KEY, stale], STALE);
-    k.err(c, args!["SESSIONGATE.PGET", OTHER_KEY, t, "b"], FORGED);
+    k.err(
+        c,
+        args!["SESSIONGATE.PGET", OTHER_KEY, stale, "b"],
+        STALE_SIGNATURE,
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.END", OTHER_KEY, stale],
+        STALE_SIGNATURE,
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.PGET", OTHER_KEY, t, "b"],
+        FORGED_SIGNATURE,
+    );
 
     // A session whose payloads key is a string, then one whose signature
     // key is a hash: written by other means.
@@ -447,14 +449,14 @@ fn session_life(c: &mut Connection, c3: &mut Connection, k: &mut Checks) -> Stri
         args!["SESSIONGATE.PGETALL", KEY, w],
         args!["SESSIONGATE.PDEL", KEY, w, "a"],
     ] {
-        k.expect(c, call, Want::ErrorStarting(WRONGTYPE));
+        k.expect(c, call, Want::ErrorStarting(WRONG_TYPE));
     }
     k.ok(c, args!["SESSIONGATE.EXPIRE", KEY, w, "100"]);
     k.ok(c, args!["SESSIONGATE.END", KEY, w]);
     let h = token_for(KEY, "HashHashHashHash");
     let signature_key = format!("sg-session:{}:signature", id_of(&h));
     k.expect(c, args!["HSET", signature_key, "f", "v"], Want::Int);
-    k.err(c, args!["SESSIONGATE.PGET", KEY, h, "a"], STALE);
+    k.err(c, args!["SESSIONGATE.PGET", KEY, h, "a"], STALE_SIGNATURE);
     k.expect(c, args!["DEL", signature_key], Want::Int);
     // A session with no expiry (only a dataset written by other means has
     // one): TTL -1, and PSET propagates PERSIST.
@@ -495,12 +497,12 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     let t = k.start(c, KEY, "1000");
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "a", "1"]);
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "b", "1"]);
-    let full = "the session has reached the maximum number of payloads allowed of 2";
-    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "c", "1"], full);
+    let full = too_many_payloads(2);
+    k.err(c, args!["SESSIONGATE.PSET", KEY, t, "c", "1"], &full);
     k.err(
         c,
         args!["SESSIONGATE.PMSET", KEY, t, "c", "1", "d", "1"],
-        full,
+        &full,
     );
     k.ok(c, args!["SESSIONGATE.PSET", KEY, t, "a", "2"]);
     k.ok(c, args!["SESSIONGATE.PMSET", KEY, t, "a", "3", "b", "3"]);
@@ -515,7 +517,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     k.err(
         c,
         args!["SESSIONGATE.PSET", KEY, t, "a", "x".repeat(11)],
-        "<payload_data> length exceeds the maximum value allowed of 10",
+        &payload_data_too_long(10),
     );
     k.ok(
         c,
@@ -524,7 +526,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
     k.err(
         c,
         args!["SESSIONGATE.PGET", KEY, t, "abcd"],
-        "<payload_name> length exceeds the maximum value allowed of 3",
+        &payload_name_too_long(3),
     );
     for (name, value) in [
         ("sessiongate.max-payload-name-len", "0"),
@@ -1057,7 +1059,7 @@ fn cluster(k: &mut Checks, launched: &mut Vec<Launched>) {
     k.expect(
         &mut e,
         args!["SESSIONGATE.START", KEY, "100"],
-        Want::ErrorStarting("ERR this cluster node serves no hash slot"),
+        Want::ErrorStarting(NO_SERVED_SLOT),
     );
     k.expect(
         &mut e,
@@ -1091,331 +1093,13 @@ fn refused_loads(k: &mut Checks, launched: &mut Vec<Launched>) {
     }
 }
 
-// ---------------------------------------------------------------------------
-// valgrind's reports.
-
-/// What a stack frame of the module looks like in a report: its object
-/// when it has no debug information, else its sources or its crates'.
-fn module_frame(line: &str) -> bool {
-    let repo = env!("CARGO_MANIFEST_DIR");
-    line.contains("libsessiongate.so")
-        || line.contains(&format!("{repo}/src/"))
-        || line.contains("/.cargo/registry/")
-        || line.contains("/rustc/")
-        || line.contains(" sessiongate::")
-        || line.contains(" redis_module::")
-}
-
-/// Losses in the module's binary that are known, come from the redis-module
-/// SDK, and happen only when Redis unloads the module (MODULE UNLOAD, or a
-/// load the module refuses), never in a command. They are listed, and fail
-/// the check only with `LEAKCHECK_STRICT=1`; any other loss fails it. "Unmaps": once a
-/// command has run, the module's thread-locals (rand's ThreadRng) pin the
-/// library in memory, and MODULE UNLOAD leaves it mapped.
-const KNOWN: [(&str, &[&str]); 2] = [
-    (
-        "redis-module 2.0.8, redis_module! macro: RedisModule_OnLoad's detached \
-         context (a fake client, ~17.5 KB) is never freed; lost when Redis \
-         unmaps the module (a refused load, or MODULE UNLOAD before any command)",
-        &["DetachedContext::set_context", "RedisModule_OnLoad"],
-    ),
-    (
-        "redis-module 2.0.8, register_i64_configuration: each setting's boxed \
-         private data (24 B) is never freed; lost at MODULE UNLOAD, or when a \
-         load is refused after a setting was registered",
-        &["register_i64_configuration", "ConfigrationPrivateData"],
-    ),
-];
-
-fn known(block: &[&str]) -> Option<&'static str> {
-    KNOWN
-        .iter()
-        .find(|(_, frames)| {
-            frames
-                .iter()
-                .all(|frame| block.iter().any(|l| l.contains(frame)))
-        })
-        .map(|(what, _)| *what)
-}
-
-#[derive(Default)]
-struct Amount {
-    bytes: u64,
-    blocks: u64,
-}
-
-fn parse_amount(line: &str) -> Amount {
-    // "definitely lost: 1,234 bytes in 5 blocks"
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.replace(',', "").parse().ok())
-        .collect();
-    Amount {
-        bytes: numbers.first().copied().unwrap_or(0),
-        blocks: numbers.get(1).copied().unwrap_or(0),
-    }
-}
-
-/// The bytes a loss record counts as its own: "17,564 (120 direct, 17,444
-/// indirect) bytes in 1 blocks" has 120 (the 17,444 have records of their
-/// own); "48 bytes in 1 blocks", 48.
-fn direct_bytes(head: &str) -> u64 {
-    let numbers: Vec<u64> = head
-        .replace(|c: char| !c.is_ascii_digit() && c != ',', " ")
-        .split_whitespace()
-        .filter_map(|n| n.replace(',', "").parse().ok())
-        .collect();
-    let at = usize::from(head.contains(" direct, "));
-    numbers.get(at).copied().unwrap_or(0)
-}
-
-/// One definitely or indirectly lost record.
-struct Lost {
-    text: String,
-    bytes: u64,
-    known: Option<&'static str>,
-}
-
-#[derive(Default)]
-struct Report {
-    role: String,
-    complete: bool,
-    errors: u64,
-    definitely: Amount,
-    indirectly: Amount,
-    possibly: Amount,
-    reachable: Amount,
-    suppressed: u64,
-    lost: Vec<Lost>,
-    module_errors: Vec<String>,
-    other_errors: Vec<String>,
-    /// Possibly-lost records with the module in the stack, by the first
-    /// frame of the module's own code in them.
-    module_possibly: std::collections::BTreeMap<String, u64>,
-}
-
-/// The function of the first frame of the module's own code in a record.
-fn first_frame(block: &[&str]) -> String {
-    block
-        .iter()
-        .find(|l| module_frame(l) && !l.contains("library/") && !l.contains("alloc.rs"))
-        .and_then(|l| l.split_once(": "))
-        .map_or("?".into(), |(_, f)| {
-            f.split(" (").next().unwrap_or(f).to_string()
-        })
-}
-
-/// A record's headline and the first few frames of the module in it.
-fn describe(block: &[&str]) -> String {
-    let frames: Vec<&str> = block
-        .iter()
-        .filter(|l| module_frame(l) && !l.contains("library/"))
-        .map(|l| l.trim())
-        .take(4)
-        .collect();
-    let frames = if frames.is_empty() {
-        vec![block.get(1).map_or("", |l| l.trim())]
-    } else {
-        frames
-    };
-    format!("{}\n        {}", block[0], frames.join("\n        "))
-}
-
-fn read_report(path: &Path, launched: &[Launched]) -> Option<Report> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let lines: Vec<&str> = text
-        .lines()
-        .map(|l| match l.find("== ") {
-            Some(at) if l.starts_with("==") => &l[at + 3..],
-            _ => l,
-        })
-        .collect();
-    let command = lines.iter().find(|l| l.starts_with("Command: "))?;
-    let mut report = Report {
-        role: launched
-            .iter()
-            .find(|s| command.contains(&s.marker))
-            .map_or_else(|| command.to_string(), |s| s.role.to_string()),
-        ..Report::default()
-    };
-    for block in lines.split(|l| l.trim().is_empty()) {
-        let Some(head) = block.first() else { continue };
-        let in_module = block.iter().any(|l| module_frame(l));
-        if head.contains("are definitely lost") || head.contains("are indirectly lost") {
-            report.lost.push(Lost {
-                text: describe(block),
-                bytes: direct_bytes(head),
-                known: known(block),
-            });
-        } else if head.contains("are possibly lost") {
-            if in_module {
-                *report
-                    .module_possibly
-                    .entry(first_frame(block))
-                    .or_default() += 1;
-            }
-        } else if head.starts_with("Invalid ")
-            || head.starts_with("Conditional jump")
-            || head.starts_with("Use of uninitialised")
-            || head.starts_with("Syscall param")
-            || head.starts_with("Mismatched free")
-            || head.starts_with("Source and destination overlap")
-            || head.starts_with("Argument '")
-            || head.starts_with("Process terminating")
-        {
-            if in_module {
-                report.module_errors.push(describe(block));
-            } else {
-                report.other_errors.push(describe(block));
-            }
-        }
-        for line in block {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("definitely lost:") {
-                report.definitely = parse_amount(rest);
-            } else if let Some(rest) = line.strip_prefix("indirectly lost:") {
-                report.indirectly = parse_amount(rest);
-            } else if let Some(rest) = line.strip_prefix("possibly lost:") {
-                report.possibly = parse_amount(rest);
-            } else if let Some(rest) = line.strip_prefix("still reachable:") {
-                report.reachable = parse_amount(rest);
-            } else if let Some(rest) = line.strip_prefix("ERROR SUMMARY:") {
-                let numbers = rest.replace(|c: char| !c.is_ascii_digit(), " ");
-                let numbers: Vec<u64> = numbers
-                    .split_whitespace()
-                    .filter_map(|n| n.parse().ok())
-                    .collect();
-                report.errors = numbers.first().copied().unwrap_or(0);
-                // "(suppressed: N from M)"
-                report.suppressed = numbers.get(2).copied().unwrap_or(0);
-                report.complete = true;
-            }
-        }
-    }
-    Some(report)
-}
-
-/// Prints every report; the reasons to fail.
-fn judge(dir: &Path, launched: &[Launched], allow_known: bool) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    paths.sort();
-    let reports: Vec<Report> = paths
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .filter_map(|p| read_report(p, launched))
-        .collect();
-    println!(
-        "\n{:<27} {:>6} {:>5} {:>18} {:>18} {:>20} {:>22}",
-        "server (under valgrind)",
-        "errors",
-        "supp.",
-        "definitely lost",
-        "indirectly lost",
-        "possibly lost",
-        "still reachable"
-    );
-    let amount = |a: &Amount| format!("{} B / {} blk", a.bytes, a.blocks);
-    for r in &reports {
-        println!(
-            "{:<27} {:>6} {:>5} {:>18} {:>18} {:>20} {:>22}",
-            r.role,
-            r.errors,
-            r.suppressed,
-            amount(&r.definitely),
-            amount(&r.indirectly),
-            amount(&r.possibly),
-            amount(&r.reachable)
-        );
-    }
-    for launched in launched {
-        let found = reports.iter().filter(|r| r.role == launched.role).count();
-        if found != 1 {
-            failures.push(format!(
-                "{}: {found} valgrind reports, 1 expected",
-                launched.role
-            ));
-        }
-    }
-    let mut details = String::new();
-    for r in &reports {
-        if !r.complete {
-            failures.push(format!(
-                "{}: valgrind's report is incomplete (no ERROR SUMMARY): the server did not exit cleanly",
-                r.role
-            ));
-        }
-        if (r.definitely.bytes > 0 || r.indirectly.bytes > 0) && r.lost.is_empty() {
-            failures.push(format!("{}: bytes lost, but no loss record read", r.role));
-        }
-        for lost in r.lost.iter().filter(|l| l.known.is_none()) {
-            failures.push(format!("{}: {}", r.role, lost.text));
-        }
-        for (what, _) in KNOWN {
-            let records: Vec<&Lost> = r.lost.iter().filter(|l| l.known == Some(what)).collect();
-            if records.is_empty() {
-                continue;
-            }
-            let bytes: u64 = records.iter().map(|l| l.bytes).sum();
-            let line = format!(
-                "{}: known loss, {} records, {bytes} B (direct and indirect): {what}",
-                r.role,
-                records.len()
-            );
-            if allow_known {
-                let _ = writeln!(
-                    details,
-                    "  known, allowed (LEAKCHECK_STRICT=1 fails it): {line}"
-                );
-            } else {
-                failures.push(line);
-            }
-        }
-        for error in &r.module_errors {
-            failures.push(format!("{}: {error}", r.role));
-        }
-        for error in &r.other_errors {
-            let _ = writeln!(
-                details,
-                "  {} — Redis' own, no module frame: {error}",
-                r.role
-            );
-        }
-        if !r.module_possibly.is_empty() {
-            let by_frame: Vec<String> = r
-                .module_possibly
-                .iter()
-                .map(|(frame, n)| format!("{n} × {frame}"))
-                .collect();
-            // Blocks that Redis allocated for the module and keeps at exit,
-            // pointed to past their start (an sds string's header): valgrind
-            // cannot tell them from a leak. Listed, to be read, not failed on.
-            let _ = writeln!(
-                details,
-                "  {}: possibly lost with the module in the stack (Redis-held sds, see source): {}",
-                r.role,
-                by_frame.join(", ")
-            );
-        }
-    }
-    if !details.is_empty() {
-        println!("\n{details}");
-    }
-    failures
-}
-
-fn main() {
-    // `cargo test --all-targets` runs bench targets too: only `cargo bench`
-    // (which passes --bench) runs this.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("leakcheck: skipped (run it with `make leakcheck`)");
-        return;
-    }
-    let dir = PathBuf::from(
-        std::env::var_os("LEAKCHECK_DIR").expect("LEAKCHECK_DIR: where valgrind writes its logs"),
-    );
+#[test]
+#[ignore = "make leakcheck: needs redis-servers under valgrind (scripts/leakcheck), minutes long"]
+fn every_command_and_path_under_valgrind_loses_no_byte_and_makes_no_memory_error() {
+    let dir =
+        PathBuf::from(std::env::var_os("LEAKCHECK_DIR").expect(
+            "LEAKCHECK_DIR: where valgrind writes its logs (run this with `make leakcheck`)",
+        ));
     let server = std::env::var("REDIS_SERVER").unwrap_or_default();
     println!(
         "sessiongate leakcheck: module {}, servers run by {server}, valgrind logs in {}",
@@ -1461,5 +1145,5 @@ fn main() {
     for failure in &failures {
         println!("  - {failure}");
     }
-    std::process::exit(1);
+    panic!("leakcheck: {} failures (listed above)", failures.len());
 }

@@ -31,14 +31,20 @@
 //! in it (see `soak`); no leak hides there, as a leak grows with the million.
 //! A redis.log line with `panic` or a module warning fails the run too.
 //!
+//! An ignored test, as it takes minutes: `make soak` runs it, through
+//! `cargo test --release --test soak -- --ignored --nocapture`. The module
+//! is `SESSIONGATE_MODULE`, else target/release's.
+//!
 //! Environment: `SOAK_SESSIONS` (1,000,000), `SOAK_CONNECTIONS` (4),
 //! `SOAK_SEED` (from the clock; a failure prints it), `SOAK_DEADLINE` in
 //! seconds for the drive (900).
 
-#[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::errors::{FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
 use common::{info_field, Server, Value};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,11 +67,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
 const MEMORY_TOLERANCE_PERCENT: f64 = 5.0;
 
-const NO_SESSION: &str = "the session id contained in <token> does not exist";
-const FORGED: &str = "the signature contained in <token> is invalid";
-const MALFORMED: &str = "<token> format is invalid";
-const NO_PAYLOAD: &str = "the requested <payload_name> does not exist";
-
 const USER: &[u8] = b"user";
 const CART: &[u8] = b"cart";
 /// A binary payload name.
@@ -73,35 +74,17 @@ const PREFS: &[u8] = b"pr\0efs\xff";
 const ABSENT: &[u8] = b"nope";
 
 // ---------------------------------------------------------------------------
-// Randomness: splitmix64, seeded, so that a failing run can be replayed.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        common::splitmix64(&mut self.0)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-
-    /// True `percent` times in a hundred.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+// Randomness: rand's StdRng, seeded (SOAK_SEED), so that a failing run can be
+// replayed.
 
 /// The payload `tag` of session `id`: 96 to 104 bytes of any value, derived
 /// from the seed, so that nothing needs storing to check it later.
 fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
-    let mut rng = Rng(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ tag.rotate_left(48));
-    let len = 96 + rng.below(9) as usize;
-    (0..len).map(|_| rng.next() as u8).collect()
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ tag.rotate_left(48));
+    let mut bytes = vec![0; rng.random_range(96..=104)];
+    rng.fill(&mut bytes[..]);
+    bytes
 }
 
 fn signature_hex(id: &[u8]) -> Vec<u8> {
@@ -177,10 +160,11 @@ enum Expect {
 }
 
 impl Expect {
-    /// Refused before the session is looked up (SPEC 1.4 steps 4–7): the
-    /// reply does not depend on whether the session still exists.
+    /// Refused before the session is looked up (docs/errors.md#step-4 to
+    /// #step-7): the reply does not depend on whether the session still
+    /// exists.
     fn before_lookup(&self) -> bool {
-        matches!(self, Expect::Error(e) if *e == FORGED || *e == MALFORMED)
+        matches!(self, Expect::Error(e) if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN)
     }
 }
 
@@ -377,8 +361,8 @@ fn check(
             }
             match *text {
                 NO_SESSION => tally.missing_sessions += 1,
-                FORGED => tally.signature_failures += 1,
-                MALFORMED => tally.malformed_tokens += 1,
+                FORGED_SIGNATURE => tally.signature_failures += 1,
+                MALFORMED_TOKEN => tally.malformed_tokens += 1,
                 _ => {}
             }
         }
@@ -391,7 +375,7 @@ fn check(
 
 struct Worker {
     seed: u64,
-    rng: Rng,
+    rng: StdRng,
     con: Connection,
     tally: Tally,
 }
@@ -455,7 +439,7 @@ impl Worker {
         for (i, session) in sessions.iter_mut().enumerate() {
             session.gone = true;
             let t = session.token.as_slice();
-            if self.rng.chance(20) {
+            if self.rng.random_ratio(20, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PSET",
@@ -479,11 +463,11 @@ impl Worker {
         let mut round = Round::new();
         let mut sessions = Vec::with_capacity(BATCH);
         for (index, id) in ids.enumerate() {
-            let draw = self.rng.below(100);
+            let draw = self.rng.random_range(0..100);
             let (ttl, short, gone) = match draw {
                 0 => (0, false, true),
-                1..=35 => (self.rng.range(1, 3), true, false),
-                _ => (self.rng.range(600, 900), false, false),
+                1..=35 => (self.rng.random_range(1..=3), true, false),
+                _ => (self.rng.random_range(600..=900), false, false),
             };
             sessions.push(Session {
                 id,
@@ -559,9 +543,9 @@ impl Worker {
             all.sort();
             round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
             let ttl = if session.short {
-                rng.range(1, 3)
+                rng.random_range(1..=3)
             } else {
-                rng.range(600, 900)
+                rng.random_range(600..=900)
             };
             round.push(
                 i,
@@ -589,7 +573,7 @@ impl Worker {
                 &[SIGN_KEY, t, CART],
                 Expect::Error(NO_PAYLOAD),
             );
-            if rng.chance(20) {
+            if rng.random_ratio(20, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PDEL",
@@ -597,25 +581,25 @@ impl Worker {
                     Expect::Ok(Effect::Deleted(0)),
                 );
             }
-            if rng.chance(5) {
+            if rng.random_ratio(5, 100) {
                 round.push(
                     i,
                     "SESSIONGATE.PGET",
                     &[WRONG_SIGN_KEY, t, USER],
-                    Expect::Error(FORGED),
+                    Expect::Error(FORGED_SIGNATURE),
                 );
             }
-            if rng.chance(2) {
+            if rng.random_ratio(2, 100) {
                 let mut bad = token.clone();
                 bad[83] = b'Z'; // not lowercase hex
                 round.push(
                     i,
                     "SESSIONGATE.PGET",
                     &[SIGN_KEY, &bad, USER],
-                    Expect::Error(MALFORMED),
+                    Expect::Error(MALFORMED_TOKEN),
                 );
             }
-            match rng.below(100) {
+            match rng.random_range(0..100) {
                 0..=24 => {
                     round.push(
                         i,
@@ -623,7 +607,7 @@ impl Worker {
                         &[SIGN_KEY, t],
                         Expect::Ok(Effect::Ended),
                     );
-                    if rng.chance(50) {
+                    if rng.random_ratio(50, 100) {
                         round.push(
                             i,
                             "SESSIONGATE.PGETALL",
@@ -640,7 +624,7 @@ impl Worker {
                 ),
                 // Short sessions time out by themselves (half are visited
                 // once they have); long ones wait.
-                _ if session.short => session.visit_when_expired = rng.chance(50),
+                _ if session.short => session.visit_when_expired = rng.random_ratio(50, 100),
                 _ => session.revisit = true,
             }
         }
@@ -679,7 +663,7 @@ impl Worker {
                 &[SIGN_KEY, t, USER],
                 Expect::Data(user2),
             );
-            match rng.below(100) {
+            match rng.random_range(0..100) {
                 0..=39 => round.push(
                     i,
                     "SESSIONGATE.END",
@@ -693,14 +677,14 @@ impl Worker {
                     Expect::Ok(Effect::EndedByExpire0),
                 ),
                 _ => {
-                    let ttl = rng.range(1, 2).to_string();
+                    let ttl = rng.random_range(1..=2).to_string();
                     round.push(
                         i,
                         "SESSIONGATE.EXPIRE",
                         &[SIGN_KEY, t, ttl.as_bytes()],
                         Expect::Ok(Effect::None),
                     );
-                    session.visit_when_expired = rng.chance(50);
+                    session.visit_when_expired = rng.random_ratio(50, 100);
                 }
             }
         }
@@ -763,13 +747,9 @@ fn settled_memory(con: &mut Connection) -> u64 {
     last
 }
 
-fn main() {
-    // `cargo test --all-targets` runs bench targets too: only `cargo bench`
-    // (which passes --bench) runs the soak.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("soak: skipped (run it with `make soak` or `cargo bench --bench soak`)");
-        return;
-    }
+#[test]
+#[ignore = "make soak: a million sessions against the release module, minutes long"]
+fn a_million_sessions_through_every_command_leave_memory_where_it_started() {
     let sessions = env_number("SOAK_SESSIONS", 1_000_000);
     let connections = env_number("SOAK_CONNECTIONS", 4).max(1);
     let deadline = Duration::from_secs(env_number("SOAK_DEADLINE", 900));
@@ -807,7 +787,7 @@ fn main() {
     // The server's directory is kept for its log; the server itself is not.
     let dir = server.kill();
     eprintln!("server directory kept: {}", dir.display());
-    std::process::exit(1);
+    panic!("soak: {} failures (listed above)", failures.len());
 }
 
 /// Sessions of the warm-up run, not counted: see `soak`.
@@ -890,7 +870,9 @@ fn drive(
                     .and_then(|con| {
                         let mut worker = Worker {
                             seed,
-                            rng: Rng(seed ^ (first + 1).wrapping_mul(0xA076_1D64_78BD_642F)),
+                            rng: StdRng::seed_from_u64(
+                                seed ^ (first + 1).wrapping_mul(0xA076_1D64_78BD_642F),
+                            ),
                             con,
                             tally: Tally::default(),
                         };
