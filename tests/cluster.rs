@@ -8,7 +8,6 @@ use common::cluster::*;
 use common::errors::*;
 use common::*;
 use redis::cluster::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Connection;
 use std::time::Duration;
 
@@ -20,28 +19,6 @@ fn signature_key_of(token: &str) -> String {
 
 fn payloads_key_of(token: &str) -> String {
     format!("sg-session:{{{token}}}:payloads")
-}
-
-/// Sends a command the way a cluster client that follows the module's key
-/// positions does: to the master of the token's slot.
-fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Result<Value, String> {
-    let mut cmd = redis::cmd(args[0]);
-    cmd.arg(&args[1..]);
-    let route = Route::new(slot, SlotAddr::Master);
-    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-    match cluster.route_command(&cmd, routing) {
-        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
-        Ok(value) => Ok(value),
-        Err(e) => Err(format!(
-            "{} {}",
-            e.code().unwrap_or("?"),
-            e.detail().unwrap_or("")
-        )),
-    }
-}
-
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
 }
 
 /// Asserts that `node` itself serves the token's keys: a plain EXISTS on it

@@ -9,18 +9,6 @@ use common::*;
 use redis::Connection;
 use std::collections::HashMap;
 
-const COMMANDS: [&str; 10] = [
-    "sessiongate.start",
-    "sessiongate.expire",
-    "sessiongate.pset",
-    "sessiongate.pget",
-    "sessiongate.pdel",
-    "sessiongate.end",
-    "sessiongate.ttl",
-    "sessiongate.pgetall",
-    "sessiongate.pmget",
-    "sessiongate.pmset",
-];
 const READ_ONLY: [&str; 4] = [
     "sessiongate.pget",
     "sessiongate.ttl",

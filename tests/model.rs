@@ -45,19 +45,6 @@ const ENDED_KEPT: usize = 200;
 
 const SIGN_KEYS: [&[u8]; 3] = [b"mykey", b"another key", b"\0bin\xffkey\r\n"];
 
-const COMMANDS: [&str; 10] = [
-    "sessiongate.start",
-    "sessiongate.expire",
-    "sessiongate.pset",
-    "sessiongate.pget",
-    "sessiongate.pdel",
-    "sessiongate.end",
-    "sessiongate.ttl",
-    "sessiongate.pgetall",
-    "sessiongate.pmget",
-    "sessiongate.pmset",
-];
-
 // ---------------------------------------------------------------------------
 // Tokens, written from docs/tokens.md.
 

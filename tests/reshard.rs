@@ -10,7 +10,6 @@ use common::cluster::*;
 use common::errors::*;
 use common::*;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Connection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -45,10 +44,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("a clock after 1970");
     i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
-}
-
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
 }
 
 fn bulk(data: &str) -> Value {
@@ -127,23 +122,6 @@ fn patient_client(cluster: &Cluster) -> ClusterConnection {
         .build()
         .and_then(|c| c.get_connection())
         .expect("a cluster connection")
-}
-
-/// Sends a command to the master of `slot`, as a client that follows the
-/// module's key positions does; errors as their exact text.
-fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Result<Value, String> {
-    let mut cmd = redis::cmd(args[0]);
-    cmd.arg(&args[1..]);
-    let route = Route::new(slot, SlotAddr::Master);
-    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-    match cluster.route_command(&cmd, routing) {
-        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
-        Ok(value) => Ok(value),
-        Err(e) => Err(match e.code() {
-            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
-            None => format!("client error: {e}"),
-        }),
-    }
 }
 
 /// One session as the traffic knows it: what its payloads must be, the

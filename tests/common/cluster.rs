@@ -4,6 +4,8 @@
 
 use super::*;
 use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::Connection;
 use std::process::Command;
 
 const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
@@ -160,4 +162,26 @@ fn info_line(con: &mut redis::Connection, command: &[&str], field: &str) -> Opti
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .map(|v| v.trim().to_string())
+}
+
+/// Sends a command to the master of `slot`, as a client that follows the
+/// module's key positions does; errors as their exact text.
+pub fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    let route = Route::new(slot, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    match cluster.route_command(&cmd, routing) {
+        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        Ok(value) => Ok(value),
+        Err(e) => Err(match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("client error: {e}"),
+        }),
+    }
+}
+
+/// The absolute expiry of `key`, in Unix milliseconds.
+pub fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
 }

@@ -18,6 +18,20 @@ pub mod cluster;
 pub mod errors;
 pub mod workload;
 
+/// Every command of the module, as `COMMAND` names them.
+pub const COMMANDS: [&str; 10] = [
+    "sessiongate.start",
+    "sessiongate.expire",
+    "sessiongate.pset",
+    "sessiongate.pget",
+    "sessiongate.pdel",
+    "sessiongate.end",
+    "sessiongate.ttl",
+    "sessiongate.pgetall",
+    "sessiongate.pmget",
+    "sessiongate.pmset",
+];
+
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// In a server's extra arguments: replaced by a free loopback port.
 pub const FREE_PORT: &str = "<free-port>";
