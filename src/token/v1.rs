@@ -1,6 +1,5 @@
-//! Session tokens, `v1.<id>.<signature>`: minting, parsing, signing and
-//! verifying. Pure code with no Redis types, so it is unit-tested without a
-//! server and benchmarked on its own.
+//! v1 tokens, `v1.<id>.<signature>` (docs/tokens.md): minting, parsing,
+//! signing and verifying, byte for byte as the C module has them.
 
 use crate::keyed_hmac;
 use hmac::Mac;
