@@ -4,6 +4,7 @@
 //!
 //! * `parts`: what both versions share: ids, hex signatures, comparison.
 //! * `v1`: `v1.<id>.<signature>`, the C module's token.
+//! * `v2`: `v2.{<tag>}.<id>.<signature>`, whose tag chooses its slot.
 //! * `tag`: the canonical tag of each hash slot, with its proof.
 //!
 //! The v1 items keep their paths here (`token::Token`, `token::sign`, …):
@@ -12,7 +13,8 @@
 mod parts;
 pub mod tag;
 pub mod v1;
+pub mod v2;
 
-pub use parts::{random_id, signatures_equal, Id, Signature, ID_LEN, SIGNATURE_LEN};
+pub use parts::{random_id, signatures_equal, Id, Inline, Signature, ID_LEN, SIGNATURE_LEN};
 pub use tag::{slot_of, tag_of_slot, Tag};
 pub use v1::{format, sign, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};

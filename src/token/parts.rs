@@ -80,6 +80,52 @@ pub fn random_id<R: Rng + ?Sized>(rng: &mut R) -> Id {
     id
 }
 
+/// Up to `N` bytes held inline, for a v2 token or key name, whose length
+/// varies with its tag's: no allocation per command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Inline<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Inline<N> {
+    /// The concatenation of `parts`. The callers' parts always fit (their
+    /// lengths are fixed by their types); were they longer, the bytes past
+    /// `N` would be left out rather than panic.
+    pub(super) fn concat(parts: &[&[u8]]) -> Self {
+        let mut buf = [0; N];
+        let mut len = 0;
+        for (slot, &byte) in buf.iter_mut().zip(parts.iter().copied().flatten()) {
+            *slot = byte;
+            len += 1;
+        }
+        Inline { buf, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Inline<N> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_bytes().escape_ascii().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +154,15 @@ mod tests {
         let expected = b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
         let parts: [&[u8]; 3] = [b"what do ya", b"", b" want for nothing?"];
         assert_eq!(&hmac_hex(b"Jefe", &parts), expected);
+    }
+
+    #[test]
+    fn inline_holds_the_concatenation_and_never_more_than_n() {
+        let short = Inline::<8>::concat(&[b"ab", b"", b"cd"]);
+        assert_eq!(short.as_bytes(), b"abcd");
+        assert_eq!(&*short, b"abcd");
+        let cut = Inline::<3>::concat(&[b"ab", b"cd"]);
+        assert_eq!(cut.as_bytes(), b"abc");
+        assert_eq!(Inline::<4>::concat(&[]).as_bytes(), b"");
     }
 }
