@@ -51,8 +51,9 @@ impl<'a> Token<'a> {
     /// Accepts exactly `v2.{` + a canonical tag + `}.` + 16 of
     /// `[A-Za-z0-9]` + `.` + 64 of `[0-9a-f]`, 88 to 90 bytes. A tag that
     /// is 1–3 alphanumerics but not its slot's canonical tag is refused
-    /// like any other malformed token: a session has one token spelling,
-    /// and the module never mints another.
+    /// like any other malformed token, signed or not: SPEC 5.2 defines the
+    /// tag as the canonical one, the module never mints another, and so a
+    /// session has exactly one token spelling.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
         if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&bytes.len()) {
             return None;
