@@ -78,22 +78,28 @@ mod tests {
     use super::REQUIRED;
     use std::path::Path;
 
-    /// Every `api!(X)` written anywhere in src/, read from the files.
+    /// Every `api!(X)` written anywhere under src/, read from the files.
     fn used_in_sources() -> Vec<(String, String)> {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut used = Vec::new();
-        for entry in std::fs::read_dir(&src).expect("src/") {
-            let path = entry.expect("an entry").path();
-            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("api.rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("a source file");
-            for piece in text.split("api!(").skip(1) {
-                let name: String = piece
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                used.push((name, path.display().to_string()));
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a source directory") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("src/api.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                for piece in text.split("api!(").skip(1) {
+                    let name: String = piece
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    used.push((name, path.display().to_string()));
+                }
             }
         }
         used

@@ -30,6 +30,20 @@ pub fn expiry(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection> {
     }
 }
 
+/// The latest expiry a v2 session may have, in Unix milliseconds: 2^53, so
+/// that an expiry kept as a sorted-set score (a double) is exact
+/// (docs/tokens.md#v2-tokens).
+pub const MAX_V2_EXPIRY_MS: i64 = 1 << 53;
+
+/// Steps 3 and 6 for a v2 session: `expiry`, and an instant past
+/// `MAX_V2_EXPIRY_MS` is the ttl error as well.
+pub fn expiry_v2(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection> {
+    match expiry(ttl, now_ms)? {
+        Some(at) if at > MAX_V2_EXPIRY_MS => Err(Rejection::InvalidTtl),
+        at => Ok(at),
+    }
+}
+
 /// Step 10.
 pub fn payload_name(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
     within(
@@ -86,6 +100,27 @@ mod tests {
         let last = (i64::MAX - NOW) / 1000;
         assert_eq!(expiry(Some(last), NOW), Ok(Some(NOW + last * 1000)));
         assert_eq!(expiry(Some(last + 1), NOW), Err(Rejection::InvalidTtl));
+    }
+
+    #[test]
+    fn v2_expiries_stop_at_two_to_the_53_ms() {
+        assert_eq!(MAX_V2_EXPIRY_MS, 9_007_199_254_740_992);
+        assert_eq!(expiry_v2(Some(0), NOW), Ok(None));
+        assert_eq!(expiry_v2(Some(60), NOW), Ok(Some(NOW + 60_000)));
+        let last = (MAX_V2_EXPIRY_MS - NOW) / 1000;
+        assert_eq!(expiry_v2(Some(last), NOW), Ok(Some(NOW + last * 1000)));
+        assert_eq!(expiry_v2(Some(last + 1), NOW), Err(Rejection::InvalidTtl));
+        // Exactly 2^53 is allowed, one millisecond more is not.
+        let now = MAX_V2_EXPIRY_MS - 5_000;
+        assert_eq!(expiry_v2(Some(5), now), Ok(Some(MAX_V2_EXPIRY_MS)));
+        assert_eq!(expiry_v2(Some(5), now + 1), Err(Rejection::InvalidTtl));
+        // Every value v1 refuses, v2 refuses too.
+        for bad in [None, Some(-1), Some(i64::MIN), Some(i64::MAX)] {
+            assert_eq!(expiry_v2(bad, NOW), Err(Rejection::InvalidTtl), "{bad:?}");
+        }
+        // The cap is exact as a double, its successor is not.
+        assert_eq!(MAX_V2_EXPIRY_MS as f64 as i64, MAX_V2_EXPIRY_MS);
+        assert_ne!((MAX_V2_EXPIRY_MS + 1) as f64 as i64, MAX_V2_EXPIRY_MS + 1);
     }
 
     #[test]

@@ -3,22 +3,36 @@
 //! is where one idea has leaked into another's file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Module name -> the crate modules its file refers to.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph = BTreeMap::new();
-    for entry in std::fs::read_dir(&src).expect("src/") {
+/// Every .rs file under `dir`, with the top-level module it belongs to
+/// (`src/token/v2.rs` belongs to `token`).
+fn sources(dir: &Path, module: Option<&str>, found: &mut Vec<(String, PathBuf)>) {
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
         let path = entry.expect("an entry").path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let module = path
+        let name = path
             .file_stem()
             .expect("a name")
             .to_string_lossy()
             .into_owned();
+        if path.is_dir() {
+            sources(&path, Some(module.unwrap_or(&name)), found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push((module.unwrap_or(&name).to_string(), path));
+        }
+    }
+}
+
+/// Module name -> the crate modules its files refer to.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        None,
+        &mut files,
+    );
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, path) in files {
         let text = std::fs::read_to_string(&path).expect("a source file");
         // Test code may reach anywhere; only what the module itself uses counts.
         let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
@@ -32,7 +46,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             })
             .filter(|name| !name.is_empty() && *name != module)
             .collect();
-        graph.insert(module, used);
+        graph.entry(module).or_default().extend(used);
     }
     graph
 }

@@ -162,3 +162,107 @@ pub fn keyring_text(keyring: &Keyring) -> Vec<u8> {
     }
     text
 }
+
+/// CRC16/XMODEM bit by bit (poly 0x1021, init 0, no reflection, no final
+/// xor) modulo 16384: the hash slot of a key, as Redis Cluster computes it.
+pub fn slot(bytes: &[u8]) -> usize {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    usize::from(crc) % 16384
+}
+
+/// docs/tokens.md#v2-tokens: the canonical tag of every slot: walk the strings of 1, then 2,
+/// then 3 characters of `[0-9A-Za-z]` in bytewise order and keep the first
+/// that lands in each slot. Built once per fuzzing process.
+pub fn canonical_tags() -> &'static [Vec<u8>] {
+    static TAGS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| {
+        let mut sorted = *ALNUM;
+        sorted.sort_unstable();
+        let mut tags = vec![Vec::new(); 16384];
+        let mut keep = |candidate: Vec<u8>| {
+            let slot = slot(&candidate);
+            if tags[slot].is_empty() {
+                tags[slot] = candidate;
+            }
+        };
+        for &a in &sorted {
+            keep(vec![a]);
+        }
+        for &a in &sorted {
+            for &b in &sorted {
+                keep(vec![a, b]);
+            }
+        }
+        for &a in &sorted {
+            for &b in &sorted {
+                for &c in &sorted {
+                    keep(vec![a, b, c]);
+                }
+            }
+        }
+        assert!(tags.iter().all(|t| !t.is_empty()), "a slot without a tag");
+        tags
+    })
+}
+
+/// docs/tokens.md#v2-tokens: `^v2\.\{<tag>\}\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$` where `<tag>`
+/// is the canonical tag of its slot.
+pub fn is_v2_token_shape(bytes: &[u8]) -> bool {
+    let Some(rest) = bytes.strip_prefix(b"v2.{") else {
+        return false;
+    };
+    let Some(close) = rest.iter().position(|&b| b == b'}') else {
+        return false;
+    };
+    let (tag, rest) = rest.split_at(close);
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    (1..=3).contains(&tag.len())
+        && canonical_tags()[slot(tag)] == tag
+        && rest.len() == 2 + 16 + 1 + 64
+        && rest.starts_with(b"}.")
+        && rest[2..18].iter().all(u8::is_ascii_alphanumeric)
+        && rest[18] == b'.'
+        && rest[19..].iter().all(hex)
+}
+
+/// A v2 candidate token built from arbitrary bytes: the canonical tag of a
+/// slot (or, when `canonical` is false, three alphanumerics that may not be
+/// one), then id and signature positions mapped as in `shaped`, bytes from
+/// 0xF8 up left as they are.
+pub fn shaped_v2(slot_bytes: [u8; 2], canonical: bool, bytes: &[u8]) -> Vec<u8> {
+    let tag = if canonical {
+        canonical_tags()[usize::from(u16::from_le_bytes(slot_bytes)) % 16384].clone()
+    } else {
+        vec![
+            alnum(slot_bytes[0]),
+            alnum(slot_bytes[1]),
+            alnum(slot_bytes[0] ^ 0x55),
+        ]
+    };
+    let mut token = [&b"v2.{"[..], &tag, b"}."].concat();
+    for at in 0..16 + 1 + 64 {
+        let byte = bytes.get(at).copied().unwrap_or(0);
+        token.push(match (byte, at) {
+            (0xF8.., _) => byte,
+            (_, 0..=15) => alnum(byte),
+            (_, 16) => b'.',
+            _ => HEX[usize::from(byte) % HEX.len()],
+        });
+    }
+    token
+}
+
+/// docs/tokens.md#v2-tokens: the one key of a v2 session, `sg-session:{<tag>}.<id>`.
+pub fn v2_key_name(tag: &[u8], id: &[u8]) -> Vec<u8> {
+    [&b"sg-session:{"[..], tag, b"}.", id].concat()
+}

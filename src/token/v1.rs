@@ -1,24 +1,16 @@
-//! Session tokens, `v1.<id>.<signature>`: minting, parsing, signing and
-//! verifying. Pure code with no Redis types, so it is unit-tested without a
-//! server and benchmarked on its own.
+//! v1 tokens, `v1.<id>.<signature>` (docs/tokens.md): minting, parsing,
+//! signing and verifying, byte for byte as the C module has them.
 
-use crate::keyed_hmac;
-use hmac::Mac;
-use rand::distr::{Alphanumeric, Distribution};
-use rand::Rng;
+use super::parts::{
+    self, is_id, is_signature, signatures_equal, Id, Signature, ID_LEN, SIGNATURE_LEN,
+};
 use std::ops::Range;
 
-pub const ID_LEN: usize = 16;
-pub const SIGNATURE_LEN: usize = 64;
 const PREFIX: &[u8; 3] = b"v1.";
 pub const TOKEN_LEN: usize = PREFIX.len() + ID_LEN + 1 + SIGNATURE_LEN;
 /// Where the id and the signature sit in a token.
 pub const ID_RANGE: Range<usize> = PREFIX.len()..PREFIX.len() + ID_LEN;
 pub const SIGNATURE_RANGE: Range<usize> = TOKEN_LEN - SIGNATURE_LEN..TOKEN_LEN;
-
-pub type Id = [u8; ID_LEN];
-/// HMAC-SHA256 of the id, as lowercase hex.
-pub type Signature = [u8; SIGNATURE_LEN];
 
 /// A token that has the right shape; whether its signature is right is a
 /// separate question (`is_signed_by`).
@@ -37,10 +29,7 @@ impl<'a> Token<'a> {
         let (id, rest) = rest.split_first_chunk::<ID_LEN>()?;
         let (dot, signature) = rest.split_first_chunk::<1>()?;
         let signature: &Signature = signature.try_into().ok()?;
-        let well_formed = prefix == PREFIX
-            && id.iter().all(|&b| ID_CHAR[usize::from(b)])
-            && dot == b"."
-            && signature.iter().all(|&b| HEX_CHAR[usize::from(b)]);
+        let well_formed = prefix == PREFIX && is_id(id) && dot == b"." && is_signature(signature);
         well_formed.then_some(Token {
             bytes,
             id,
@@ -55,46 +44,9 @@ impl<'a> Token<'a> {
     }
 }
 
-/// Which bytes may appear in an id (`[A-Za-z0-9]`) and in a signature
-/// (`[0-9a-f]`), one table look-up per byte.
-const ID_CHAR: [bool; 256] = byte_table(false);
-const HEX_CHAR: [bool; 256] = byte_table(true);
-
-const fn byte_table(lowercase_hex: bool) -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = if lowercase_hex {
-            matches!(b, b'0'..=b'9' | b'a'..=b'f')
-        } else {
-            b.is_ascii_alphanumeric()
-        };
-        byte += 1;
-    }
-    table
-}
-
-/// Constant-time equality of two signatures.
-pub fn signatures_equal(a: &[u8], b: &[u8]) -> bool {
-    keyed_hmac::constant_time_eq(a, b)
-}
-
 /// HMAC-SHA256 of `id` with `sign_key`, as 64 lowercase hex characters.
 pub fn sign(sign_key: &[u8], id: &[u8]) -> Signature {
-    let mut mac = keyed_hmac::keyed(sign_key);
-    mac.update(id);
-    to_hex(&mac.finalize().into_bytes().into())
-}
-
-/// 16 characters drawn uniformly from the 62 of `[A-Za-z0-9]` (rand's
-/// `Alphanumeric` rejects out-of-range draws instead of taking a modulo).
-pub fn random_id<R: Rng + ?Sized>(rng: &mut R) -> Id {
-    let mut id = [0; ID_LEN];
-    for (byte, drawn) in id.iter_mut().zip(Alphanumeric.sample_iter(rng)) {
-        *byte = drawn;
-    }
-    id
+    parts::hmac_hex(sign_key, &[id])
 }
 
 /// The whole token for an id and its signature.
@@ -104,16 +56,6 @@ pub fn format(id: &Id, signature: &Signature) -> [u8; TOKEN_LEN] {
     token[ID_RANGE].copy_from_slice(id);
     token[SIGNATURE_RANGE].copy_from_slice(signature);
     token
-}
-
-fn to_hex(digest: &[u8; SIGNATURE_LEN / 2]) -> Signature {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0; SIGNATURE_LEN];
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
-    }
-    hex
 }
 
 #[cfg(test)]
@@ -223,14 +165,5 @@ mod tests {
             assert_eq!(sign(same, ID), sign(key, ID));
             assert!(!parsed.is_signed_by(b"k\x01"), "a nonzero byte differs");
         }
-    }
-
-    #[test]
-    fn random_ids_are_alphanumeric_and_differ() {
-        let mut rng = rand::rng();
-        let a = random_id(&mut rng);
-        let b = random_id(&mut rng);
-        assert!(a.iter().chain(&b).all(u8::is_ascii_alphanumeric));
-        assert_ne!(a, b);
     }
 }
