@@ -11,11 +11,11 @@
 //! The same check tells a command that finds a session key missing whether
 //! this node is importing the slot (`importing`).
 
+use crate::token::tag::{slot_of, SLOT_COUNT};
 use redis_module::{raw, Context, ContextFlags, RedisString, RedisValue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-const SLOT_COUNT: usize = 16384;
 /// How long a read of `CLUSTER SLOTS` is trusted, in milliseconds.
 const MAX_AGE_MS: i64 = 1000;
 
@@ -85,13 +85,6 @@ pub fn enabled() -> bool {
 /// command whose keys are all here makes no extra call.
 pub fn importing(ctx: &Context, keys: [&RedisString; 2]) -> bool {
     enabled() && !matches!(ctx.call("EXISTS", &keys), Ok(RedisValue::Integer(_)))
-}
-
-/// The slot of a key whose hash tag is `tag`: CRC16 (XMODEM) modulo 16384,
-/// as Redis computes it.
-pub fn slot_of(tag: &[u8]) -> usize {
-    const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
-    usize::from(CRC16.checksum(tag)) % SLOT_COUNT
 }
 
 /// A set of slots, one bit each.

@@ -9,11 +9,17 @@
 //! prove that every one of the 16384 slots gets a tag and compare the table
 //! with a search written independently.
 
-pub use crate::cluster::slot_of;
 use std::sync::OnceLock;
 
 /// How many hash slots Redis Cluster has.
 pub const SLOT_COUNT: usize = 16384;
+
+/// The slot of a key whose hash tag is `tag`: CRC16 (XMODEM) modulo 16384,
+/// as Redis Cluster computes it.
+pub fn slot_of(tag: &[u8]) -> usize {
+    const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+    usize::from(CRC16.checksum(tag)) % SLOT_COUNT
+}
 /// The longest canonical tag.
 pub const MAX_TAG_LEN: usize = 3;
 /// The characters a tag may hold, in bytewise order.
