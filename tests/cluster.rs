@@ -319,12 +319,7 @@ fn sessions_survive_the_failover_of_their_master() {
         let expires_at = pexpiretime(&mut on_victim, &signature_key_of(&token));
         sessions.push((token, data, expires_at));
     }
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut on_victim)
-        .unwrap();
-    assert_eq!(acked, 1);
+    wait_for_replica(&mut on_victim);
     let slot = keyslot(&mut on_victim, sessions[0].0.as_bytes());
 
     drop(on_victim);

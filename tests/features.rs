@@ -259,12 +259,7 @@ fn pmset_reaches_a_replica() {
         &mut on_master,
         &["SESSIONGATE.PMSET", KEY, &token, "a", "1", "b", "2"],
     );
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut on_master)
-        .unwrap();
-    assert_eq!(acked, 1);
+    wait_for_replica(&mut on_master);
     let payloads = payloads_key(&token);
     assert_eq!(
         hgetall(&mut on_replica, &payloads),

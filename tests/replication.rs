@@ -25,12 +25,7 @@ fn a_replica_holds_exactly_what_the_master_holds() {
 
     let mut on_master = master.connection();
     let mixed = run_mix(&mut on_master, KEY);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut on_master)
-        .unwrap();
-    assert_eq!(acked, 1, "the replica acknowledged the writes");
+    wait_for_replica(&mut on_master);
 
     let expected = snapshot(&mut on_master);
     assert_eq!(

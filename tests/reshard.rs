@@ -1035,12 +1035,7 @@ fn a_replica_serving_reads_still_says_does_not_exist() {
         &["SESSIONGATE.PSET", KEY, &with, "user", "alice"],
     );
     ok_bytes(&mut on_master, &["SESSIONGATE.END", KEY, &ended]);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut on_master)
-        .unwrap();
-    assert_eq!(acked, 1);
+    wait_for_replica(&mut on_master);
 
     assert_eq!(call(&mut on_replica, &["READONLY"]), Ok(Value::Okay));
     assert_eq!(

@@ -335,6 +335,12 @@ pub fn payloads_key(token: &str) -> String {
     format!("sg-session:{}:payloads", id_of(token))
 }
 
+/// Blocks until the master's writes so far have reached its one replica.
+pub fn wait_for_replica(master: &mut redis::Connection) {
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(master).unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged the writes");
+}
+
 /// One field of `INFO <section>`.
 pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
