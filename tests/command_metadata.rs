@@ -164,7 +164,13 @@ fn acl_categories_where_the_server_has_them() {
             names.sort();
             let mut all = COMMANDS.map(String::from).to_vec();
             all.sort();
-            assert_eq!(names, all, "ACL CAT sessiongate");
+            // Redis 7.4's `ACL CAT <category>` lists no module command at
+            // all (8.x and Valkey do); the categories below and the user
+            // at the end show the category works there too.
+            let lists_module_commands = valkey || version >= (8, 0);
+            if lists_module_commands || !names.is_empty() {
+                assert_eq!(names, all, "ACL CAT sessiongate");
+            }
             true
         }
         Err(e) => {
