@@ -64,13 +64,16 @@ impl Cluster {
         }
     }
 
-    pub fn client(&self) -> ClusterConnection {
-        let urls: Vec<String> = self
-            .nodes
+    /// Every node's address, for a cluster client to start from.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
             .iter()
             .map(|n| format!("redis://127.0.0.1:{}", n.port))
-            .collect();
-        ClusterClient::new(urls)
+            .collect()
+    }
+
+    pub fn client(&self) -> ClusterConnection {
+        ClusterClient::new(self.urls())
             .and_then(|c| c.get_connection())
             .expect("a cluster connection")
     }
