@@ -61,6 +61,16 @@ pub fn max_payloads_per_session() -> usize {
     read(&MAX_PAYLOADS_PER_SESSION)
 }
 
+/// `sessiongate.allow-raw-keys` (docs/configuration.md).
+pub fn allow_raw_keys() -> bool {
+    true
+}
+
+/// `sessiongate.token-version`: which token a three-argument START mints.
+pub fn token_version() -> i64 {
+    1
+}
+
 /// The loadmodule arguments must be `<name> <value>` pairs of known settings,
 /// each at most once: a misspelled name would otherwise be ignored silently.
 fn check_arguments(args: &[RedisString]) -> Result<(), String> {

@@ -12,6 +12,7 @@ mod entry;
 pub mod error;
 mod key;
 mod keyed_hmac;
+mod keyring;
 pub mod keyring_file;
 mod reply;
 mod requirements;
