@@ -41,6 +41,7 @@ required!(
     RedisModule_CreateCommand,
     RedisModule_GetAbsExpire,
     RedisModule_GetCommand,
+    RedisModule_GetCurrentUserName,
     RedisModule_HashGet,
     RedisModule_HashSet,
     RedisModule_KeyType,

@@ -83,8 +83,8 @@ pub fn enabled() -> bool {
 /// the import, which an operator (or `redis-cli --cluster reshard`) sends
 /// after the last key has been migrated. Only the missing path asks, so a
 /// command whose keys are all here makes no extra call.
-pub fn importing(ctx: &Context, keys: [&RedisString; 2]) -> bool {
-    enabled() && !matches!(ctx.call("EXISTS", &keys), Ok(RedisValue::Integer(_)))
+pub fn importing(ctx: &Context, keys: &[&RedisString]) -> bool {
+    enabled() && !matches!(ctx.call("EXISTS", keys), Ok(RedisValue::Integer(_)))
 }
 
 /// A set of slots, one bit each.
@@ -128,6 +128,23 @@ impl SlotSet {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The `n`th slot in the set, counting from 0 in slot order.
+    fn nth(&self, n: usize) -> Option<usize> {
+        let mut left = n;
+        for (index, &word) in self.bits.iter().enumerate() {
+            let count = word.count_ones() as usize;
+            if left < count {
+                let mut word = word;
+                for _ in 0..left {
+                    word &= word - 1;
+                }
+                return Some(index * 64 + word.trailing_zeros() as usize);
+            }
+            left -= count;
+        }
+        None
     }
 
     pub fn is_empty(&self) -> bool {
@@ -230,17 +247,28 @@ impl Served {
         self.draws_left > 0
     }
 
+    /// A slot drawn uniformly from those served (from all of them outside a
+    /// cluster): where a v2 START puts its session, with no draw of ids.
+    pub fn random_slot<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Option<usize> {
+        use rand::RngExt;
+        match &self.slots {
+            None => Some(rng.random_range(0..SLOT_COUNT)),
+            Some(slots) if slots.is_empty() => None,
+            Some(slots) => slots.nth(rng.random_range(0..slots.len())),
+        }
+    }
+
     pub fn includes(&self, tag: &[u8]) -> bool {
         self.slots
             .as_ref()
             .is_none_or(|slots| slots.contains(slot_of(tag)))
     }
 
-    /// The slot of `tag` proved not to be served here (moved away, or being
+    /// `slot` proved not to be served here (moved away, or being
     /// migrated). The first time, the whole view is read again, for this
     /// START and the next ones; after that, only this slot is dropped. False
     /// when no slot is left.
-    pub fn proved_stale(&mut self, ctx: &Context, tag: &[u8], now_ms: i64) -> bool {
+    pub fn proved_stale(&mut self, ctx: &Context, slot: usize, now_ms: i64) -> bool {
         if !self.reread {
             let snapshot = read(ctx, now_ms);
             let slots = snapshot.slots.clone();
@@ -251,7 +279,7 @@ impl Served {
             }
         }
         if let Some(slots) = self.slots.as_mut() {
-            Arc::make_mut(slots).remove(slot_of(tag));
+            Arc::make_mut(slots).remove(slot);
         }
         self.slots.as_ref().is_none_or(|slots| !slots.is_empty())
     }
@@ -328,6 +356,23 @@ mod tests {
         assert!(set.contains(0) && set.contains(99) && set.contains(500));
         assert!(!set.contains(100) && !set.contains(499) && !set.contains(501));
         assert!(SlotSet::from_cluster_slots(&RedisValue::Null, b"me").is_empty());
+        let listed: Vec<usize> = (0..set.len()).filter_map(|n| set.nth(n)).collect();
+        assert_eq!(listed, (0..100).chain([500]).collect::<Vec<_>>());
+        assert_eq!(set.nth(101), None);
+    }
+
+    #[test]
+    fn a_random_slot_is_a_served_one() {
+        let mut set = SlotSet::new();
+        for slot in [3, 64, 16383] {
+            set.insert(slot);
+        }
+        let served = Served::within(Arc::new(set), false).expect("slots");
+        let mut rng = rand::rng();
+        let drawn: std::collections::BTreeSet<usize> = (0..200)
+            .filter_map(|_| served.random_slot(&mut rng))
+            .collect();
+        assert_eq!(drawn, [3, 64, 16383].into());
     }
 
     #[test]

@@ -1,71 +1,46 @@
 //! The commands: parse, verify, store, reply. Each check is one named step,
 //! called in the order docs/errors.md#check-order fixes, so the first failure
-//! is the reply.
+//! is the reply. No command asks which token version it holds: the keyref
+//! verifies either (keyref.rs), and the store finds either's keys (store/).
 
 use crate::arg::Arg;
-use crate::cluster::Served;
 use crate::config;
 use crate::error::Rejection;
 use crate::key::Access;
+use crate::keyref::Keyref;
+use crate::mint::mint;
 use crate::reply::{Answer, Reply};
 use crate::stats;
-use crate::store::{self, Claim, Session};
-use crate::token::{self, Token, TOKEN_LEN};
+use crate::store::{self, Session};
+use crate::token::{AnyToken, Version};
 use crate::validate;
 use redis_module::Context;
 
-/// SESSIONGATE.START <sign_key> <ttl>
+/// SESSIONGATE.START <keyref> <ttl>
 pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, ttl] = args else {
+    let [_, keyref, ttl] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
-    let expires_at = expiry_of(ttl)?;
-    let token = mint(ctx, sign_key, expires_at)?;
+    let keyref = keyref_of(ctx, keyref)?;
+    let version = match config::token_version() {
+        2 => Version::V2,
+        _ => Version::V1,
+    };
+    let expires_at = expiry_of(version, ttl)?;
+    let token = mint(ctx, keyref.signing_secret(), version, expires_at)?;
     stats::SESSIONS_STARTED.incr();
     Ok(Answer::Token(token))
 }
 
-/// A new token, its session created to expire at `expires_at` (a ttl of 0,
-/// `None`, is a session over before it starts: nothing is stored). Ids are
-/// drawn until one is free; in a cluster, until one is free in a slot this
-/// node serves, so that the cluster routes the token back here.
-fn mint(
-    ctx: &Context,
-    sign_key: &[u8],
-    expires_at: Option<i64>,
-) -> Result<[u8; TOKEN_LEN], Rejection> {
-    let now = store::now_ms();
-    let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
-    let mut rng = rand::rng();
-    while served.next_draw() {
-        let id = token::random_id(&mut rng);
-        let token = token::format(&id, &token::sign(sign_key, &id));
-        if !served.includes(&token) {
-            continue;
-        }
-        match store::claim(ctx, &token, expires_at) {
-            Claim::Created => return Ok(token),
-            Claim::Taken => {}
-            Claim::NotServedHere => {
-                if !served.proved_stale(ctx, &token, now) {
-                    return Err(Rejection::NoServedSlot);
-                }
-            }
-        }
-    }
-    Err(Rejection::NoFreeId)
-}
-
-/// SESSIONGATE.EXPIRE <sign_key> <token> <ttl>
+/// SESSIONGATE.EXPIRE <keyref> <token> <ttl>
 pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, ttl] = args else {
+    let [_, keyref, token, ttl] = args else {
         return Err(Rejection::WrongArity);
     };
-    let sign_key = sign_key_of(sign_key)?;
+    let keyref = keyref_of(ctx, keyref)?;
     let token = token_of(token)?;
-    let expires_at = expiry_of(ttl)?;
-    let session = authenticate(ctx, sign_key, &token, Access::Write)?;
+    let expires_at = expiry_of(token.version(), ttl)?;
+    let session = authenticate(ctx, &keyref, &token, Access::Write)?;
     match expires_at {
         Some(at) => session.expire_at(at)?,
         None => {
@@ -76,17 +51,17 @@ pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
     Ok(Answer::Ok)
 }
 
-/// SESSIONGATE.PSET <sign_key> <token> <payload_name> <payload_data>
+/// SESSIONGATE.PSET <keyref> <token> <payload_name> <payload_data>
 pub fn pset(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, name, data] = args else {
+    let [_, keyref, token, name, data] = args else {
         return Err(Rejection::WrongArity);
     };
-    set_payloads(ctx, sign_key, token, &[(name, data)])
+    set_payloads(ctx, keyref, token, &[(name, data)])
 }
 
-/// SESSIONGATE.PMSET <sign_key> <token> <name> <data> [<name> <data> …]
+/// SESSIONGATE.PMSET <keyref> <token> <name> <data> [<name> <data> …]
 pub fn pmset(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, rest @ ..] = args else {
+    let [_, keyref, token, rest @ ..] = args else {
         return Err(Rejection::WrongArity);
     };
     if rest.is_empty() || rest.len() % 2 != 0 {
@@ -96,12 +71,12 @@ pub fn pmset(ctx: &Context, args: &[Arg]) -> Reply {
         .chunks_exact(2)
         .map(|pair| (&pair[0], &pair[1]))
         .collect();
-    set_payloads(ctx, sign_key, token, &pairs)
+    set_payloads(ctx, keyref, token, &pairs)
 }
 
 /// PSET and PMSET: every name and data is checked before anything is written.
-fn set_payloads(ctx: &Context, sign_key: &Arg, token: &Arg, pairs: &[(&Arg, &Arg)]) -> Reply {
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+fn set_payloads(ctx: &Context, keyref: &Arg, token: &Arg, pairs: &[(&Arg, &Arg)]) -> Reply {
+    let session = session_of(ctx, keyref, token, Access::Write)?;
     for (name, data) in pairs {
         check_payload_name(name)?;
         check_payload_data(data)?;
@@ -111,27 +86,27 @@ fn set_payloads(ctx: &Context, sign_key: &Arg, token: &Arg, pairs: &[(&Arg, &Arg
     Ok(Answer::Ok)
 }
 
-/// SESSIONGATE.PGET <sign_key> <token> <payload_name>
+/// SESSIONGATE.PGET <keyref> <token> <payload_name>
 pub fn pget(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, name] = args else {
+    let [_, keyref, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+    let session = session_of(ctx, keyref, token, Access::Read)?;
     check_payload_name(name)?;
     let data = session.payload(name)?.ok_or(Rejection::NoPayload)?;
     stats::PAYLOADS_READ.incr();
     Ok(Answer::Data(data))
 }
 
-/// SESSIONGATE.PMGET <sign_key> <token> <name> [<name> …]
+/// SESSIONGATE.PMGET <keyref> <token> <name> [<name> …]
 pub fn pmget(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, names @ ..] = args else {
+    let [_, keyref, token, names @ ..] = args else {
         return Err(Rejection::WrongArity);
     };
     if names.is_empty() {
         return Err(Rejection::WrongArity);
     }
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+    let session = session_of(ctx, keyref, token, Access::Read)?;
     for name in names {
         check_payload_name(name)?;
     }
@@ -140,23 +115,23 @@ pub fn pmget(ctx: &Context, args: &[Arg]) -> Reply {
     Ok(Answer::Each(found))
 }
 
-/// SESSIONGATE.PGETALL <sign_key> <token>
+/// SESSIONGATE.PGETALL <keyref> <token>
 pub fn pgetall(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token] = args else {
+    let [_, keyref, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+    let session = session_of(ctx, keyref, token, Access::Read)?;
     let all = session.all_payloads()?;
     stats::PAYLOADS_READ.add(all.len());
     Ok(Answer::Payloads(all))
 }
 
-/// SESSIONGATE.PDEL <sign_key> <token> <payload_name>
+/// SESSIONGATE.PDEL <keyref> <token> <payload_name>
 pub fn pdel(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token, name] = args else {
+    let [_, keyref, token, name] = args else {
         return Err(Rejection::WrongArity);
     };
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+    let session = session_of(ctx, keyref, token, Access::Write)?;
     check_payload_name(name)?;
     if session.delete_payload(name)? {
         stats::PAYLOADS_DELETED.incr();
@@ -164,65 +139,68 @@ pub fn pdel(ctx: &Context, args: &[Arg]) -> Reply {
     Ok(Answer::Ok)
 }
 
-/// SESSIONGATE.TTL <sign_key> <token>
+/// SESSIONGATE.TTL <keyref> <token>
 pub fn ttl(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token] = args else {
+    let [_, keyref, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    let session = session_of(ctx, sign_key, token, Access::Read)?;
+    let session = session_of(ctx, keyref, token, Access::Read)?;
     // Rounded as Redis' TTL rounds; -1 for a session with no expiry.
     let seconds = session.remaining_ms().map_or(-1, |ms| (ms + 500) / 1000);
     Ok(Answer::Integer(seconds))
 }
 
-/// SESSIONGATE.END <sign_key> <token>
+/// SESSIONGATE.END <keyref> <token>
 pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, sign_key, token] = args else {
+    let [_, keyref, token] = args else {
         return Err(Rejection::WrongArity);
     };
-    session_of(ctx, sign_key, token, Access::Write)?.end()?;
+    session_of(ctx, keyref, token, Access::Write)?.end()?;
     stats::SESSIONS_ENDED.incr();
     Ok(Answer::Ok)
 }
 
-fn sign_key_of(arg: &Arg) -> Result<&[u8], Rejection> {
-    validate::sign_key(arg.as_slice())
+/// Step 2: not empty, then a ring this caller may use or an allowed raw key.
+fn keyref_of<'a>(ctx: &Context, arg: &'a Arg) -> Result<Keyref<'a>, Rejection> {
+    Keyref::of(ctx, validate::sign_key(arg.as_slice())?)
 }
 
-fn token_of(arg: &Arg) -> Result<Token<'_>, Rejection> {
+fn token_of(arg: &Arg) -> Result<AnyToken<'_>, Rejection> {
     validate::token(arg.as_slice())
 }
 
-fn expiry_of(arg: &Arg) -> Result<Option<i64>, Rejection> {
-    validate::expiry(arg.parse_integer(), store::now_ms())
+/// Steps 3 and 6, for a session of `version` (v2 expiries are capped).
+fn expiry_of(version: Version, arg: &Arg) -> Result<Option<i64>, Rejection> {
+    validate::expiry_for(version, arg.parse_integer(), store::now_ms())
 }
 
-/// Steps 2, 4 and 5, then 7 to 9 of docs/errors.md#check-order, for the commands with no ttl
-/// between them: the token's session, authenticated.
+/// Steps 2, 4 and 5, then 7 to 9 of docs/errors.md#check-order, for the
+/// commands with no ttl between them: the token's session, authenticated.
 fn session_of<'c>(
     ctx: &'c Context,
-    sign_key: &Arg,
+    keyref: &Arg,
     token: &Arg,
     access: Access,
 ) -> Result<Session<'c>, Rejection> {
-    let sign_key = sign_key_of(sign_key)?;
+    let keyref = keyref_of(ctx, keyref)?;
     let token = token_of(token)?;
-    authenticate(ctx, sign_key, &token, access)
+    authenticate(ctx, &keyref, &token, access)
 }
 
-/// Steps 7 to 9 of docs/errors.md#check-order: the HMAC is right, the session exists, and it
-/// stores this very signature.
+/// Steps 7 to 9 of docs/errors.md#check-order: the keyref's secrets sign
+/// the token, the session exists (its record readable, for v2), and it
+/// holds what this very token carries.
 fn authenticate<'c>(
     ctx: &'c Context,
-    sign_key: &[u8],
-    token: &Token,
+    keyref: &Keyref,
+    token: &AnyToken,
     access: Access,
 ) -> Result<Session<'c>, Rejection> {
-    if !token.is_signed_by(sign_key) {
+    if keyref.verify(token).is_none() {
         return Err(Rejection::ForgedSignature);
     }
     let session = Session::find(ctx, token, access)?;
-    if !session.stores_signature(token.signature) {
+    if !session.is_bound_to(token) {
         return Err(Rejection::StaleSignature);
     }
     Ok(session)

@@ -23,8 +23,9 @@ struct Setting {
 static MAX_PAYLOAD_NAME_LEN: AtomicI64 = AtomicI64::new(200);
 static MAX_PAYLOAD_DATA_LEN: AtomicI64 = AtomicI64::new(8_000_000);
 static MAX_PAYLOADS_PER_SESSION: AtomicI64 = AtomicI64::new(0);
+static TOKEN_VERSION: AtomicI64 = AtomicI64::new(1);
 
-static SETTINGS: [Setting; 3] = [
+static SETTINGS: [Setting; 4] = [
     Setting {
         name: "max-payload-name-len",
         value: &MAX_PAYLOAD_NAME_LEN,
@@ -46,6 +47,13 @@ static SETTINGS: [Setting; 3] = [
         min: 0,
         max: u32::MAX as i64,
     },
+    Setting {
+        name: "token-version",
+        value: &TOKEN_VERSION,
+        default: 1,
+        min: 1,
+        max: 2,
+    },
 ];
 
 pub fn max_payload_name_len() -> usize {
@@ -66,9 +74,10 @@ pub fn allow_raw_keys() -> bool {
     true
 }
 
-/// `sessiongate.token-version`: which token a three-argument START mints.
+/// `sessiongate.token-version`: which token a three-argument START mints
+/// (docs/configuration.md#token-version).
 pub fn token_version() -> i64 {
-    1
+    TOKEN_VERSION.load(Ordering::Relaxed)
 }
 
 /// The loadmodule arguments must be `<name> <value>` pairs of known settings,

@@ -32,8 +32,59 @@ pub enum Rejection {
     /// A session key is missing on a node importing the session's slot: it
     /// may still be on its way (docs/cluster.md#during-a-migration).
     TryAgain,
+    /// An `@<ring>` keyref naming no ring this caller may use
+    /// (docs/errors.md#step-2): the name as the reply shows it.
+    UnknownRing(ShownName),
+    /// A raw sign key while `sessiongate.allow-raw-keys` is `no`.
+    RawKeysDisabled,
+    /// A v2 session whose record (field `""`) the module cannot read
+    /// (docs/keys.md#v2-record).
+    UnreadableRecord,
     /// The command panicked; the panic is in the Redis log.
     Internal,
+}
+
+/// A name a client sent, as an error reply may show it: at most
+/// `SHOWN_NAME_LEN` bytes, each outside `[A-Za-z0-9_.-]` (the ring name
+/// bytes, docs/keyrings.md) shown as `?`, and `...` after a cut. So a
+/// reply stays one short line whatever was sent, and every real ring name
+/// is shown as it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShownName {
+    bytes: [u8; SHOWN_NAME_LEN + 3],
+    len: u8,
+}
+
+pub const SHOWN_NAME_LEN: usize = 64;
+
+impl ShownName {
+    pub fn of(name: &[u8]) -> Self {
+        let mut shown = ShownName {
+            bytes: [0; SHOWN_NAME_LEN + 3],
+            len: 0,
+        };
+        let cut = name.len() > SHOWN_NAME_LEN;
+        let kept = name.iter().take(SHOWN_NAME_LEN).map(|&b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => b,
+            _ => b'?',
+        });
+        let dots = if cut { &b"..."[..] } else { b"" };
+        for (slot, b) in shown.bytes.iter_mut().zip(kept.chain(dots.iter().copied())) {
+            *slot = b;
+            shown.len += 1;
+        }
+        shown
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for ShownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
 }
 
 impl Rejection {
@@ -56,6 +107,14 @@ impl Rejection {
                     max,
                 )
             }
+            UnknownRing(name) => {
+                let text = format!(
+                    "the keyring {} does not exist",
+                    String::from_utf8_lossy(name.as_bytes())
+                );
+                // Shown names hold no NUL (ShownName::of).
+                return Cow::Owned(CString::new(text).unwrap_or_default());
+            }
             WrongArity => c"ERR wrong number of arguments",
             EmptySignKey => c"<sign_key> must have at least one character",
             InvalidTtl => c"<ttl> must be a valid integer that represents seconds",
@@ -74,7 +133,28 @@ impl Rejection {
             NoFreeId => c"ERR no unused session id found in the slots this node serves; try again",
             // Redis' own code for "retry this command", which cluster clients retry.
             TryAgain => c"TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet",
+            RawKeysDisabled => c"raw sign keys are disabled: use a keyring (@<ring>)",
+            UnreadableRecord => c"the session contained in <token> has an unreadable record",
             Internal => c"ERR sessiongate internal error (details in the Redis log)",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_name_is_short_and_plain() {
+        let shown = |name: &[u8]| ShownName::of(name).as_bytes().to_vec();
+        assert_eq!(shown(b"billing.v2_x-1"), b"billing.v2_x-1");
+        assert_eq!(shown(b"a b\r\n\0{}"), b"a?b?????");
+        let long = [b'x'; 65];
+        assert_eq!(shown(&long), [&[b'x'; 64][..], b"..."].concat());
+        assert_eq!(shown(&long[..64]), &long[..64]);
+        assert_eq!(
+            &*Rejection::UnknownRing(ShownName::of(b"app")).message(),
+            c"the keyring app does not exist"
+        );
     }
 }

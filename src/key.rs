@@ -5,6 +5,7 @@
 use crate::api::api;
 use crate::arg::ModuleString;
 use redis_module::{raw, Context, RedisString};
+use std::ffi::CStr;
 use std::os::raw::c_int;
 use std::ptr;
 
@@ -142,6 +143,40 @@ impl Key {
                 self.inner,
                 raw::REDISMODULE_HASH_NONE as c_int,
                 field.ptr(),
+                value.ptr(),
+                ptr::null_mut::<raw::RedisModuleString>(),
+            )
+        };
+    }
+
+    /// A field named by a C string (`REDISMODULE_HASH_CFIELDS`), such as
+    /// the empty name of a v2 session's record: no Redis string is made.
+    pub fn hash_cfield(&self, field: &CStr) -> Option<RedisString> {
+        if self.is_missing() || self.kind() != Kind::Hash {
+            return None;
+        }
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: one (C string field, out-pointer) pair and a NULL
+        // terminator, with the CFIELDS flag that says the field is a C string.
+        unsafe {
+            api!(RedisModule_HashGet)(
+                self.inner,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                field.as_ptr(),
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<raw::RedisModuleString>(),
+            )
+        };
+        (!value.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), value))
+    }
+
+    pub fn set_hash_cfield(&self, field: &CStr, value: &impl ModuleString) {
+        // SAFETY: one (C string field, value) pair and a NULL terminator.
+        unsafe {
+            api!(RedisModule_HashSet)(
+                self.inner,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                field.as_ptr(),
                 value.ptr(),
                 ptr::null_mut::<raw::RedisModuleString>(),
             )

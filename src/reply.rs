@@ -4,7 +4,7 @@
 
 use crate::api::api;
 use crate::error::Rejection;
-use crate::token::TOKEN_LEN;
+use crate::token::Minted;
 use redis_module::{raw, Context, RedisString};
 use std::os::raw::{c_int, c_long};
 
@@ -16,7 +16,7 @@ pub type NameAndData = (Vec<u8>, Vec<u8>);
 
 pub enum Answer {
     Ok,
-    Token([u8; TOKEN_LEN]),
+    Token(Minted),
     Data(RedisString),
     Integer(i64),
     /// One entry per name asked for; nil where missing (PMGET).

@@ -31,9 +31,11 @@ pub static SESSIONS_ENDED_BY_EXPIRE_0: Counter = Counter::new();
 pub static PAYLOADS_SET: Counter = Counter::new();
 pub static PAYLOADS_READ: Counter = Counter::new();
 pub static PAYLOADS_DELETED: Counter = Counter::new();
+pub static IDS_DRAWN: Counter = Counter::new();
 static SIGNATURE_FAILURES: Counter = Counter::new();
 static MALFORMED_TOKENS: Counter = Counter::new();
 static MISSING_SESSIONS: Counter = Counter::new();
+static UNKNOWN_RINGS: Counter = Counter::new();
 
 /// Counts a failed call that says something about the caller or the token.
 pub fn count_rejection(rejection: Rejection) {
@@ -41,6 +43,7 @@ pub fn count_rejection(rejection: Rejection) {
         Rejection::ForgedSignature | Rejection::StaleSignature => SIGNATURE_FAILURES.incr(),
         Rejection::EmptyToken | Rejection::MalformedToken => MALFORMED_TOKENS.incr(),
         Rejection::NoSession => MISSING_SESSIONS.incr(),
+        Rejection::UnknownRing(_) => UNKNOWN_RINGS.incr(),
         _ => {}
     }
 }
@@ -58,6 +61,8 @@ pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
         ("signature_failures", &SIGNATURE_FAILURES),
         ("malformed_tokens", &MALFORMED_TOKENS),
         ("missing_sessions", &MISSING_SESSIONS),
+        ("unknown_rings", &UNKNOWN_RINGS),
+        ("ids_drawn", &IDS_DRAWN),
     ];
     // An empty name is the module's default section.
     let built = fields

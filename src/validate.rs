@@ -3,16 +3,16 @@
 //! call them in that order.
 
 use crate::error::Rejection;
-use crate::token::Token;
+use crate::token::{AnyToken, Version};
 
 /// Step 2.
 pub fn sign_key(arg: &[u8]) -> Result<&[u8], Rejection> {
     non_empty(arg, Rejection::EmptySignKey)
 }
 
-/// Steps 4 and 5.
-pub fn token(arg: &[u8]) -> Result<Token<'_>, Rejection> {
-    Token::parse(non_empty(arg, Rejection::EmptyToken)?).ok_or(Rejection::MalformedToken)
+/// Steps 4 and 5: a v1 or a v2 token of exactly its shape.
+pub fn token(arg: &[u8]) -> Result<AnyToken<'_>, Rejection> {
+    AnyToken::parse(non_empty(arg, Rejection::EmptyToken)?).ok_or(Rejection::MalformedToken)
 }
 
 /// Steps 3 and 6: when a session of `ttl` seconds from `now_ms` ends, in
@@ -41,6 +41,18 @@ pub fn expiry_v2(ttl: Option<i64>, now_ms: i64) -> Result<Option<i64>, Rejection
     match expiry(ttl, now_ms)? {
         Some(at) if at > MAX_V2_EXPIRY_MS => Err(Rejection::InvalidTtl),
         at => Ok(at),
+    }
+}
+
+/// Steps 3 and 6 for a session of `version`.
+pub fn expiry_for(
+    version: Version,
+    ttl: Option<i64>,
+    now_ms: i64,
+) -> Result<Option<i64>, Rejection> {
+    match version {
+        Version::V1 => expiry(ttl, now_ms),
+        Version::V2 => expiry_v2(ttl, now_ms),
     }
 }
 

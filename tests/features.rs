@@ -368,7 +368,7 @@ fn info_counters_move_by_exactly_what_happened() {
     let server = Server::start(&[]);
     let mut con = server.connection();
     let before = counters(&mut con);
-    assert_eq!(before.len(), 9, "{before:?}");
+    assert_eq!(before.len(), 11, "{before:?}");
     assert!(before.values().all(|v| *v == 0));
 
     let a = start(&mut con, KEY, 100);
@@ -413,6 +413,9 @@ fn info_counters_move_by_exactly_what_happened() {
         ("signature_failures".to_string(), 2),
         ("malformed_tokens".to_string(), 2),
         ("missing_sessions".to_string(), 2),
+        ("unknown_rings".to_string(), 0),
+        // Standalone, every START draws one id, ttl 0 included.
+        ("ids_drawn".to_string(), 3),
     ]);
     assert_eq!(after, expected);
 }

@@ -21,6 +21,14 @@ pub use parts::{random_id, signatures_equal, Id, Inline, Signature, ID_LEN, SIGN
 pub use tag::{slot_of, tag_of_slot, Tag};
 pub use v1::{format, sign, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
 
+/// A token just minted, of either version (v1's 84 bytes fit).
+pub type Minted = v2::TokenBytes;
+
+/// A minted v1 token as `Minted`.
+pub fn minted_v1(token: &[u8; TOKEN_LEN]) -> Minted {
+    Inline::concat(&[token])
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V1,

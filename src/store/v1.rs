@@ -1,12 +1,8 @@
-//! Where a session lives in Redis (docs/keys.md) and how every change to it
-//! reaches replicas and the AOF (docs/replication.md).
-//!
-//! Writes go through the key API, then each one propagates its effect, never
-//! the command: START is random, and verbatim replication would also copy the
-//! sign key into the AOF. Expiries travel as absolute times so that a replica
-//! or an AOF replay ends up with the master's `PEXPIRETIME`.
+//! A v1 session: the C module's two keys, `…:signature` and `…:payloads`
+//! (docs/keys.md#v1-keys).
 
-use crate::api::api;
+use super::effects::{notify, replicate, signal_modified};
+use super::Claim;
 use crate::arg::{Arg, ModuleString};
 use crate::cluster;
 use crate::error::Rejection;
@@ -17,37 +13,11 @@ use redis_module::{raw, Context, RedisString, RedisValue, ScanKeyCursor};
 use std::ffi::CStr;
 use std::os::raw::c_longlong;
 
-/// Propagates one effect with `RM_Replicate` and its own argument formats
-/// (`s` a Redis string, `l` an integer, `c` a C string, `v` a vector and its
-/// length), so no string is made just to be replicated.
-macro_rules! replicate {
-    ($ctx:expr, $command:literal, $format:literal $(, $arg:expr)* $(,)?) => {
-        // SAFETY: each letter of the format has its argument, of its type.
-        // It fails only for an unknown command or format; both are fixed here.
-        {
-            let _ = unsafe {
-                api!(RedisModule_Replicate)(
-                    $ctx.ctx,
-                    concat!($command, "\0").as_ptr().cast(),
-                    concat!($format, "\0").as_ptr().cast(),
-                    $($arg),*
-                )
-            };
-        }
-    };
-}
-
 const KEY_PREFIX: &[u8] = b"sg-session:";
 const SIGNATURE_SUFFIX: &[u8] = b":signature";
 const PAYLOADS_SUFFIX: &[u8] = b":payloads";
 /// The longest name: a cluster's, with the whole token and `:signature`.
 const MAX_KEY_NAME: usize = KEY_PREFIX.len() + 1 + TOKEN_LEN + 1 + SIGNATURE_SUFFIX.len();
-
-/// Unix time in milliseconds, as Redis' own clock reads it.
-pub fn now_ms() -> i64 {
-    // SAFETY: a plain clock read with no arguments.
-    unsafe { api!(RedisModule_Milliseconds)() }
-}
 
 /// The one place key names are made. Standalone keeps the C module's
 /// `sg-session:<id>:…`, so its datasets keep working; a cluster names keys
@@ -103,21 +73,11 @@ impl KeyNames {
     /// So a session without payloads gets TRYAGAIN from every command but TTL
     /// until its slot's import ends, which is the moment this node can tell.
     fn settle(&self, ctx: &Context) -> Result<(), Rejection> {
-        if cluster::importing(ctx, [&self.signature, &self.payloads]) {
+        if cluster::importing(ctx, &[&self.signature, &self.payloads]) {
             return Err(Rejection::TryAgain);
         }
         Ok(())
     }
-}
-
-/// What START's attempt to claim a freshly minted token came to.
-pub enum Claim {
-    /// The session now exists (or, for a ttl of 0, could have).
-    Created,
-    /// A session with this id exists already.
-    Taken,
-    /// In a cluster: this node does not serve the token's slot (any more).
-    NotServedHere,
 }
 
 /// Creates the session of a new token if its id is free, to expire at
@@ -162,7 +122,7 @@ pub fn claim(ctx: &Context, token: &[u8; TOKEN_LEN], expires_at: Option<i64>) ->
     Claim::Created
 }
 
-/// A session whose signature key exists, opened for a command.
+/// A v1 session whose signature key exists, opened for a command.
 pub struct Session<'c> {
     ctx: &'c Context,
     names: KeyNames,
@@ -193,11 +153,8 @@ impl<'c> Session<'c> {
             .is_some_and(|stored| token::signatures_equal(stored, given))
     }
 
-    /// Milliseconds left, or `None` for a session with no expiry (possible
-    /// only in a dataset written by other means).
-    pub fn remaining_ms(&self) -> Option<i64> {
-        let at = self.signature.expires_at()?;
-        Some(at.saturating_sub(now_ms()).max(0))
+    pub fn expires_at(&self) -> Option<i64> {
+        self.signature.expires_at()
     }
 
     fn open_payloads(&self, access: Access) -> Result<Key, Rejection> {
@@ -361,25 +318,4 @@ impl<'c> Session<'c> {
     fn notify(&self, event: &CStr) {
         notify(self.ctx, event, &self.names.signature);
     }
-}
-
-/// A lifecycle event, as a keyspace notification of the module class on the
-/// session's signature key (`notify-keyspace-events` with `d` and `K`/`E`).
-fn notify(ctx: &Context, event: &CStr, signature_key: &RedisString) {
-    // SAFETY: ctx, event and key are live for the call.
-    unsafe {
-        api!(RedisModule_NotifyKeyspaceEvent)(
-            ctx.ctx,
-            raw::REDISMODULE_NOTIFY_MODULE,
-            event.as_ptr(),
-            signature_key.inner,
-        )
-    };
-}
-
-/// The module turns off Redis' implicit signal on every key opened for
-/// writing, so a failed check leaves WATCH alone; real writes signal here.
-fn signal_modified(ctx: &Context, name: &RedisString) {
-    // SAFETY: ctx and name are live.
-    unsafe { api!(RedisModule_SignalModifiedKey)(ctx.ctx, name.inner) };
 }

@@ -1,0 +1,68 @@
+//! New tokens and their sessions (docs/tokens.md#minting). A v1 token's
+//! slot is wherever its HMAC falls, so in a cluster ids are drawn until one
+//! lands in a slot this node serves; a v2 token names its slot, so it takes
+//! a served slot's tag and draws a new id only when one is taken.
+
+use crate::cluster::Served;
+use crate::error::Rejection;
+use crate::stats;
+use crate::store::record::Record;
+use crate::store::{self, Claim};
+use crate::token::{self, v2, Minted, Tag, Version};
+
+/// A new token signed with `secret`, its session created to expire at
+/// `expires_at` (a ttl of 0, `None`, is a session over before it starts:
+/// nothing is stored).
+pub fn mint(
+    ctx: &redis_module::Context,
+    secret: &[u8],
+    version: Version,
+    expires_at: Option<i64>,
+) -> Result<Minted, Rejection> {
+    let now = store::now_ms();
+    let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
+    let mut rng = rand::rng();
+    while served.next_draw() {
+        let id = token::random_id(&mut rng);
+        stats::IDS_DRAWN.incr();
+        let (minted, claim) = match version {
+            Version::V1 => {
+                let minted = token::format(&id, &token::sign(secret, &id));
+                if !served.includes(&minted) {
+                    continue;
+                }
+                let claim = store::claim_v1(ctx, &minted, expires_at);
+                (token::minted_v1(&minted), claim)
+            }
+            Version::V2 => {
+                let slot = served
+                    .random_slot(&mut rng)
+                    .ok_or(Rejection::NoServedSlot)?;
+                let tag = Tag::of_slot(slot).ok_or(Rejection::NoServedSlot)?;
+                let signature = v2::sign(secret, tag, &id);
+                let binding = first_half(&signature);
+                let record = Record::new(&binding, now);
+                let claim = store::claim_v2(ctx, tag, &id, &record, expires_at);
+                (v2::format(tag, &id, &signature), claim)
+            }
+        };
+        match claim {
+            Claim::Created => return Ok(minted),
+            Claim::Taken => {}
+            Claim::NotServedHere => {
+                // Either version's token hashes to its session's slot.
+                if !served.proved_stale(ctx, token::slot_of(&minted), now) {
+                    return Err(Rejection::NoServedSlot);
+                }
+            }
+        }
+    }
+    Err(Rejection::NoFreeId)
+}
+
+/// A v2 session's binding: its token signature's first 32 hex characters.
+fn first_half(signature: &token::Signature) -> [u8; 32] {
+    let mut binding = [0; 32];
+    binding.copy_from_slice(&signature[..32]);
+    binding
+}
