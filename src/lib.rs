@@ -12,7 +12,7 @@ mod entry;
 pub mod error;
 mod key;
 mod keyed_hmac;
-mod keyref;
+pub mod keyref;
 mod keyring;
 pub mod keyring_file;
 mod mint;
@@ -22,6 +22,9 @@ mod stats;
 mod store;
 pub mod token;
 pub mod validate;
+
+/// The v2 record's encoding, for the fuzz targets.
+pub use store::record;
 
 use command_info::{docs, Doc};
 use entry::Command;
