@@ -1,12 +1,22 @@
 //! A randomized model test. `Model` is an in-memory reference of the
-//! contract, written from docs/compatibility.md (#identical and
-//! #differences) and the README (the extra commands TTL, PGETALL, PMGET and
-//! PMSET, the configurations and the INFO counters), with no help from the
-//! module's code. A seeded driver sends long random command sequences to a
-//! real redis-server with the module, and every reply must be the one the
-//! model predicts: same type, same bytes, same error text. Every few hundred
-//! operations the keyspace itself (DBSIZE, each session's keys, their values
-//! and PEXPIRETIME) and the INFO counters are compared too.
+//! contract, written from the docs (docs/errors.md, docs/tokens.md,
+//! docs/keys.md, docs/keyrings.md, docs/events-and-info.md) and the README
+//! (the extra commands TTL, PGETALL, PMGET and PMSET, the configurations
+//! and the INFO counters), with no help from the module's code. A seeded
+//! driver sends long random command sequences to a real redis-server with
+//! the module, and every reply must be the one the model predicts: same
+//! type, same bytes, same error text. Every few hundred operations the
+//! keyspace itself (DBSIZE, each session's keys, their values and
+//! PEXPIRETIME, a v2 session's record) and the INFO counters are compared
+//! too.
+//!
+//! Both token versions live side by side: the driver flips
+//! `sessiongate.token-version` now and then, so v1 and v2 sessions coexist
+//! and every command meets both. Keyrefs are raw sign keys or `@<ring>`;
+//! with no keyring loaded every ring is unknown (docs/errors.md#step-2).
+//! Plain Redis writes sessions in either layout, and spoils a v2 session's
+//! record (then puts it back), so that the unreadable-record error is met
+//! and shown to change nothing.
 //!
 //! `SESSIONGATE_MODEL_SEED` replays a seed (a failure prints it), and
 //! `SESSIONGATE_MODEL_OPS` sets how many operations to run.
@@ -26,7 +36,8 @@ use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_OPS: usize = 10_000;
@@ -42,33 +53,166 @@ const INITIAL_DATA_LIMIT: usize = 64;
 const LIVE_TTL_MIN: i64 = 1_000;
 /// Ended tokens kept around to be sent again.
 const ENDED_KEPT: usize = 200;
+/// v2 sessions with a spoiled record at once, at most.
+const DAMAGED_MAX: usize = 3;
 
 const SIGN_KEYS: [&[u8]; 3] = [b"mykey", b"another key", b"\0bin\xffkey\r\n"];
+
+/// docs/tokens.md#expiry: the latest expiry of a v2 session, in Unix ms.
+const V2_MAX_EXPIRY_MS: i64 = 1 << 53;
 
 // ---------------------------------------------------------------------------
 // Tokens, written from docs/tokens.md.
 
-fn token_for(sign_key: &[u8], id: &[u8]) -> Vec<u8> {
-    [b"v1.", id, b".", &hmac_hex(sign_key, id).into_bytes()].concat()
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
 }
 
-/// `^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`
-fn well_formed(token: &[u8]) -> bool {
-    token.len() == 84
-        && token.starts_with(b"v1.")
-        && token[3..19].iter().all(u8::is_ascii_alphanumeric)
-        && token[19] == b'.'
-        && token[20..]
+/// Every character of an id or a tag, in byte order.
+const ALNUM: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// CRC16 as Redis Cluster hashes keys (XMODEM: polynomial 0x1021, start 0),
+/// bit by bit.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// docs/tokens.md#canonical-tags: per slot, the first string of 1 to 3
+/// characters of `[0-9A-Za-z]`, by length and then bytewise, that hashes to
+/// it. Built once, by trying every candidate in that order.
+fn canonical_tags() -> &'static [Vec<u8>] {
+    static TABLE: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = vec![Vec::new(); 16384];
+        for len in 1..=3u32 {
+            for n in 0..62usize.pow(len) {
+                let tag: Vec<u8> = (0..len)
+                    .rev()
+                    .map(|place| ALNUM[n / 62usize.pow(place) % 62])
+                    .collect();
+                let slot = usize::from(crc16(&tag)) % 16384;
+                if table[slot].is_empty() {
+                    table[slot] = tag;
+                }
+            }
+        }
+        assert!(table.iter().all(|t| !t.is_empty()), "every slot has a tag");
+        table
+    })
+}
+
+fn is_canonical(tag: &[u8]) -> bool {
+    (1..=3).contains(&tag.len())
+        && tag.iter().all(u8::is_ascii_alphanumeric)
+        && canonical_tags()[usize::from(crc16(tag)) % 16384] == tag
+}
+
+fn is_id(id: &[u8]) -> bool {
+    id.len() == 16 && id.iter().all(u8::is_ascii_alphanumeric)
+}
+
+fn is_signature(signature: &[u8]) -> bool {
+    signature.len() == 64
+        && signature
             .iter()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn id_of(token: &[u8]) -> &[u8] {
-    &token[3..19]
+/// A well-formed token, in parts.
+struct Parts<'a> {
+    version: Version,
+    /// Empty for v1.
+    tag: &'a [u8],
+    id: &'a [u8],
+    /// What the signature signs: v1 the id, v2 everything before the last
+    /// dot.
+    signed: &'a [u8],
+    signature: &'a [u8],
 }
 
-fn signature_of(token: &[u8]) -> &[u8] {
-    &token[20..]
+/// docs/tokens.md#shape (`^v1\.[0-9a-zA-Z]{16}\.[0-9a-f]{64}$`) and
+/// #v2-tokens (`v2.{<tag>}.<id>.<signature>`, the tag canonical); `None`
+/// for anything else, docs/errors.md#step-5.
+fn parse(token: &[u8]) -> Option<Parts<'_>> {
+    if token.len() == 84 && token.starts_with(b"v1.") {
+        let (id, signature) = (&token[3..19], &token[20..]);
+        return (token[19] == b'.' && is_id(id) && is_signature(signature)).then_some(Parts {
+            version: Version::V1,
+            tag: b"",
+            id,
+            signed: id,
+            signature,
+        });
+    }
+    let n = token.len();
+    if !(88..=90).contains(&n) || !token.starts_with(b"v2.{") {
+        return None;
+    }
+    let (signed, signature) = (&token[..n - 65], &token[n - 64..]);
+    let (tag, id) = (&token[4..n - 83], &token[n - 81..n - 65]);
+    let shaped = token[n - 65] == b'.'
+        && &token[n - 83..n - 81] == b"}."
+        && is_canonical(tag)
+        && is_id(id)
+        && is_signature(signature);
+    shaped.then_some(Parts {
+        version: Version::V2,
+        tag,
+        id,
+        signed,
+        signature,
+    })
+}
+
+/// The token of `version` for `tag` (v2) and `id`, signed with `secret`.
+fn mint(version: Version, secret: &[u8], tag: &[u8], id: &[u8]) -> Vec<u8> {
+    let signed = match version {
+        Version::V1 => id.to_vec(),
+        Version::V2 => [b"v2.{", tag, b"}.", id].concat(),
+    };
+    let prefix = match version {
+        Version::V1 => &b"v1."[..],
+        Version::V2 => b"",
+    };
+    [prefix, &signed, b".", hmac_hex(secret, &signed).as_bytes()].concat()
+}
+
+/// Whether `secret` signs `token` (docs/errors.md#step-7).
+fn signs(secret: &[u8], p: &Parts) -> bool {
+    hmac_hex(secret, p.signed).as_bytes() == p.signature
+}
+
+/// What step 9 compares: v1 the whole signature, v2 the binding, its first
+/// 32 hex characters (docs/tokens.md#binding).
+fn stored_part<'a>(p: &Parts<'a>) -> &'a [u8] {
+    match p.version {
+        Version::V1 => p.signature,
+        Version::V2 => &p.signature[..32],
+    }
+}
+
+/// A session's one name in the model: v1 its signature key, v2 its hash
+/// (docs/keys.md).
+type Handle = Vec<u8>;
+
+fn home(p: &Parts) -> Handle {
+    match p.version {
+        Version::V1 => signature_key(p.id),
+        Version::V2 => v2_key(p.tag, p.id),
+    }
 }
 
 fn signature_key(id: &[u8]) -> Vec<u8> {
@@ -77,6 +221,42 @@ fn signature_key(id: &[u8]) -> Vec<u8> {
 
 fn payloads_key(id: &[u8]) -> Vec<u8> {
     [b"sg-session:", id, b":payloads"].concat()
+}
+
+/// docs/tokens.md#key: `sg-session:{<tag>}.<id>`.
+fn v2_key(tag: &[u8], id: &[u8]) -> Vec<u8> {
+    [b"sg-session:{", tag, b"}.", id].concat()
+}
+
+/// Every key a session of `token` has, or may have.
+fn keys_of(token: &[u8]) -> Vec<Vec<u8>> {
+    let p = parse(token).expect("a well-formed token");
+    match p.version {
+        Version::V1 => vec![signature_key(p.id), payloads_key(p.id)],
+        Version::V2 => vec![v2_key(p.tag, p.id)],
+    }
+}
+
+/// docs/keys.md#v2-record, as START writes it: format 1, the binding, the
+/// creation time (Unix ms, big-endian).
+fn record(binding: &[u8], created: i64) -> Vec<u8> {
+    [&[1u8][..], binding, &created.to_be_bytes()].concat()
+}
+
+/// A ring name as docs/errors.md#step-2 shows it in the unknown-ring error.
+fn shown_ring(name: &[u8]) -> String {
+    let mut shown: String = name
+        .iter()
+        .take(64)
+        .map(|&b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => char::from(b),
+            _ => '?',
+        })
+        .collect();
+    if name.len() > 64 {
+        shown.push_str("...");
+    }
+    shown
 }
 
 /// An integer as Redis reads one (`string2ll`, what a module's
@@ -113,17 +293,20 @@ fn now_ms() -> i64 {
 // ---------------------------------------------------------------------------
 // The model.
 
-/// Why a command is refused: docs/errors.md#check-order's steps, and the
-/// payload limit of docs/errors.md#other-errors.
+/// Why a command is refused: docs/errors.md#check-order's steps, the
+/// unreadable record of docs/errors.md#unreadable-record, and the payload
+/// limit of docs/errors.md#other-errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Rej {
     Arity,
     EmptySignKey,
+    UnknownRing,
     BadTtl,
     EmptyToken,
     BadFormat,
     Forged,
     Missing,
+    Unreadable,
     Stale,
     EmptyName,
     LongName,
@@ -142,51 +325,77 @@ enum Ttl {
 /// A command that passed every check, and what it does.
 enum Plan {
     Start {
-        sign_key: Vec<u8>,
+        keyref: Vec<u8>,
+        /// The secret that must sign the new token: the raw key, or the
+        /// ring's primary.
+        secret: Vec<u8>,
+        version: Version,
         ttl: Ttl,
     },
     Expire {
-        id: Vec<u8>,
+        handle: Handle,
         ttl: Ttl,
     },
     Set {
-        id: Vec<u8>,
+        handle: Handle,
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
     Get {
-        id: Vec<u8>,
+        handle: Handle,
         name: Vec<u8>,
     },
     MGet {
-        id: Vec<u8>,
+        handle: Handle,
         names: Vec<Vec<u8>>,
     },
     GetAll {
-        id: Vec<u8>,
+        handle: Handle,
     },
     Del {
-        id: Vec<u8>,
+        handle: Handle,
         name: Vec<u8>,
     },
     End {
-        id: Vec<u8>,
+        handle: Handle,
     },
     Ttl {
-        id: Vec<u8>,
+        handle: Handle,
     },
 }
 
 struct Session {
-    sign_key: Vec<u8>,
+    /// The keyref the session was started with.
+    keyref: Vec<u8>,
+    /// The secret that signed its token.
+    secret: Vec<u8>,
     token: Vec<u8>,
     /// The absolute expiry in Unix ms lies in `[lo, hi]`; exact once the
     /// keyspace check has read PEXPIRETIME. `None`: no expiry, which only a
-    /// dataset written by other means (the C module's layout) can have.
+    /// dataset written by other means can have.
     deadline: Option<(i64, i64)>,
     payloads: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// v2: when the session was created, in `[lo, hi]` (the record's
+    /// `created`), exact once the keyspace check has read it.
+    created: (i64, i64),
+    /// v2: a record spoiled by plain Redis.
+    damage: Option<Damage>,
 }
 
-/// README "INFO": `INFO sessiongate`.
+/// What plain Redis did to a v2 session's record (docs/keys.md#v2-record).
+struct Damage {
+    /// The record as the module wrote it, to put back.
+    original: Vec<u8>,
+    /// What field `""` holds now; `None`: the field was deleted.
+    garbage: Option<Vec<u8>>,
+}
+
+impl Session {
+    fn version(&self) -> Version {
+        parse(&self.token).expect("a session's token").version
+    }
+}
+
+/// docs/events-and-info.md#info-fields: `INFO sessiongate`.
 #[derive(Default, Debug, Clone, PartialEq)]
 struct Counters {
     sessions_started: u64,
@@ -198,10 +407,12 @@ struct Counters {
     signature_failures: u64,
     malformed_tokens: u64,
     missing_sessions: u64,
+    unknown_rings: u64,
+    ids_drawn: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 9] {
+    fn fields(&self) -> [(&'static str, u64); 11] {
         [
             ("sessions_started", self.sessions_started),
             ("sessions_ended", self.sessions_ended),
@@ -215,24 +426,46 @@ impl Counters {
             ("signature_failures", self.signature_failures),
             ("malformed_tokens", self.malformed_tokens),
             ("missing_sessions", self.missing_sessions),
+            ("unknown_rings", self.unknown_rings),
+            ("ids_drawn", self.ids_drawn),
         ]
     }
 }
 
+/// A ring of the loaded keyring (docs/keyrings.md): its secrets as they
+/// decode, the primary first; `open` unless its `users=` list leaves out the
+/// test's connections' ACL user, `default`.
+#[derive(Clone)]
+struct Ring {
+    secrets: Vec<Vec<u8>>,
+    open: bool,
+}
+
 struct Model {
-    sessions: HashMap<Vec<u8>, Session>,
-    /// Ids of `sessions` in a deterministic order, for the generator.
-    live: Vec<Vec<u8>>,
-    /// Tokens (with their sign key) of sessions that ended or never existed.
+    sessions: HashMap<Handle, Session>,
+    /// Handles of `sessions` in a deterministic order, for the generator.
+    live: Vec<Handle>,
+    /// Tokens (with their keyref) of sessions that ended or never existed.
     ended: VecDeque<(Vec<u8>, Vec<u8>)>,
     name_limit: usize,
     data_limit: usize,
     max_payloads: usize,
+    /// `sessiongate.token-version`: what START mints.
+    token_version: Version,
+    /// The keyring loaded, by ring name; `None`: none is.
+    keyring: Option<BTreeMap<Vec<u8>, Ring>>,
     counters: Counters,
     /// Outcomes seen, per command: the test fails if a path was never taken.
     coverage: BTreeMap<String, u64>,
+    /// Whether the command being judged is about a v2 token (for coverage).
+    v2_context: bool,
     /// ttl checks whose clock reading could fall either side of overflow.
     ambiguous_ttls: Cell<u64>,
+    /// Set when a ttl was refused only for the v2 limit of 2^53 ms.
+    capped: Cell<bool>,
+    /// Tags of the v2 tokens START minted, and how many it minted.
+    v2_tags: BTreeSet<Vec<u8>>,
+    v2_minted: u64,
     /// Whether the last command changed its session's keys (for WATCH).
     wrote: bool,
 }
@@ -261,22 +494,30 @@ impl Model {
             name_limit: NAME_LIMIT,
             data_limit,
             max_payloads: 0,
+            token_version: Version::V1,
+            keyring: None,
             counters: Counters::default(),
             coverage: BTreeMap::new(),
+            v2_context: false,
             ambiguous_ttls: Cell::new(0),
+            capped: Cell::new(false),
+            v2_tags: BTreeSet::new(),
+            v2_minted: 0,
             wrote: false,
         }
     }
 
-    fn message(&self, rej: Rej, cmd: &str) -> String {
+    fn message(&self, rej: Rej, cmd: &str, args: &[Vec<u8>]) -> String {
         match rej {
             Rej::Arity => wrong_arity(cmd),
             Rej::EmptySignKey => EMPTY_SIGN_KEY.into(),
+            Rej::UnknownRing => format!("the keyring {} does not exist", shown_ring(&args[1][1..])),
             Rej::BadTtl => BAD_TTL.into(),
             Rej::EmptyToken => EMPTY_TOKEN.into(),
             Rej::BadFormat => MALFORMED_TOKEN.into(),
             Rej::Forged => FORGED_SIGNATURE.into(),
             Rej::Missing => NO_SESSION.into(),
+            Rej::Unreadable => "the session contained in <token> has an unreadable record".into(),
             Rej::Stale => STALE_SIGNATURE.into(),
             Rej::EmptyName => EMPTY_PAYLOAD_NAME.into(),
             Rej::LongName => payload_name_too_long(self.name_limit),
@@ -287,14 +528,52 @@ impl Model {
         }
     }
 
+    /// docs/errors.md#step-2, after the empty check: the secrets a keyref
+    /// verifies with, the one that signs first. `@<ring>` is always a ring
+    /// (docs/keyrings.md): unknown when no keyring is loaded, when the ring
+    /// does not exist, or when its `users=` leaves this user out.
+    fn secrets_of(&self, keyref: &[u8]) -> Result<Vec<Vec<u8>>, Rej> {
+        let Some(name) = keyref.strip_prefix(b"@") else {
+            return Ok(vec![keyref.to_vec()]);
+        };
+        match self.keyring.as_ref().and_then(|rings| rings.get(name)) {
+            Some(ring) if ring.open => Ok(ring.secrets.clone()),
+            _ => Err(Rej::UnknownRing),
+        }
+    }
+
+    /// What START signs with for `keyref` (docs/tokens.md#minting); a
+    /// keyref that names no ring gets its own bytes, which nothing uses.
+    fn signing_secret(&self, keyref: &[u8]) -> Vec<u8> {
+        self.secrets_of(keyref)
+            .map_or_else(|_| keyref.to_vec(), |mut s| s.swap_remove(0))
+    }
+
+    /// The keyrefs sessions are started with: the raw keys, and every ring
+    /// this user may use.
+    fn keyrefs(&self) -> Vec<Vec<u8>> {
+        let rings = self.keyring.iter().flatten();
+        SIGN_KEYS
+            .iter()
+            .map(|k| k.to_vec())
+            .chain(
+                rings
+                    .filter(|(_, ring)| ring.open)
+                    .map(|(name, _)| [b"@", &name[..]].concat()),
+            )
+            .collect()
+    }
+
     /// docs/errors.md#step-3 and #step-6, docs/compatibility.md#ttl-overflow:
     /// not an integer, negative, or whose milliseconds added to the server's
-    /// now overflow i64. The server read its clock somewhere in `[t0, t1]`;
-    /// only when overflow depends on where does the reply itself decide (both
-    /// answers keep the contract).
+    /// now overflow i64, or, for a v2 session, pass 2^53 ms
+    /// (docs/tokens.md#expiry). The server read its clock somewhere in
+    /// `[t0, t1]`; only when the answer depends on where does the reply
+    /// itself decide (both answers keep the contract).
     fn ttl_of(
         &self,
         arg: &[u8],
+        version: Version,
         got: &Result<Value, String>,
         t0: i64,
         t1: i64,
@@ -307,10 +586,18 @@ impl Model {
             return Ok(Ttl::Zero);
         }
         let ms = seconds.checked_mul(1000).ok_or(Rej::BadTtl)?;
-        if ms > i64::MAX - t0 {
+        let latest = match version {
+            Version::V1 => i64::MAX,
+            Version::V2 => V2_MAX_EXPIRY_MS,
+        };
+        // now + ms must be at most `latest`.
+        if ms > latest - t0 {
+            if ms <= i64::MAX - t1 {
+                self.capped.set(true);
+            }
             return Err(Rej::BadTtl);
         }
-        if ms <= i64::MAX - t1 {
+        if ms <= latest - t1 {
             return Ok(Ttl::Ms(ms));
         }
         self.ambiguous_ttls.set(self.ambiguous_ttls.get() + 1);
@@ -340,7 +627,7 @@ impl Model {
         }
     }
 
-    /// Every check of docs/errors.md#check-order, in its order; the first
+    /// Every check of docs/errors.md#by-command, in its order; the first
     /// failure is the reply.
     fn check(
         &self,
@@ -354,16 +641,19 @@ impl Model {
         if !arity_ok(cmd, args.len()) {
             return Err(Rej::Arity);
         }
-        // 2. sign key
-        let sign_key = &args[1];
-        if sign_key.is_empty() {
+        // 2. the keyref: not empty, then a ring this user may use or a raw key
+        let keyref = &args[1];
+        if keyref.is_empty() {
             return Err(Rej::EmptySignKey);
         }
-        // 3. START's ttl
+        let secrets = self.secrets_of(keyref)?;
+        // 3. START's ttl, for the version it mints
         if short(cmd) == "start" {
-            let ttl = self.ttl_of(&args[2], got, t0, t1)?;
+            let ttl = self.ttl_of(&args[2], self.token_version, got, t0, t1)?;
             return Ok(Plan::Start {
-                sign_key: sign_key.clone(),
+                keyref: keyref.clone(),
+                secret: secrets[0].clone(),
+                version: self.token_version,
                 ttl,
             });
         }
@@ -372,54 +662,57 @@ impl Model {
         if token.is_empty() {
             return Err(Rej::EmptyToken);
         }
-        if !well_formed(token) {
-            return Err(Rej::BadFormat);
-        }
-        // 6. EXPIRE's ttl
+        let parts = parse(token).ok_or(Rej::BadFormat)?;
+        // 6. EXPIRE's ttl, for the token's version
         let ttl = if short(cmd) == "expire" {
-            Some(self.ttl_of(&args[3], got, t0, t1)?)
+            Some(self.ttl_of(&args[3], parts.version, got, t0, t1)?)
         } else {
             None
         };
-        // 7. HMAC
-        let id = id_of(token).to_vec();
-        if hmac_hex(sign_key, &id).into_bytes() != signature_of(token) {
+        // 7. HMAC, under any of the keyref's secrets
+        if !secrets.iter().any(|secret| signs(secret, &parts)) {
             return Err(Rej::Forged);
         }
         // 8. the session exists
-        let session = self.sessions.get(&id).ok_or(Rej::Missing)?;
-        // 9. it stores this signature
-        if session.token[20..] != token[20..] {
+        let handle = home(&parts);
+        let session = self.sessions.get(&handle).ok_or(Rej::Missing)?;
+        // its record reads (v2)
+        if session.damage.is_some() {
+            return Err(Rej::Unreadable);
+        }
+        // 9. it stores this token's signature (v1) or binding (v2)
+        let own = parse(&session.token).expect("a session's token");
+        if stored_part(&own) != stored_part(&parts) {
             return Err(Rej::Stale);
         }
         let rest = &args[3..];
         Ok(match short(cmd) {
             "expire" => Plan::Expire {
-                id,
+                handle,
                 ttl: ttl.expect("parsed above"),
             },
-            "end" => Plan::End { id },
-            "ttl" => Plan::Ttl { id },
-            "pgetall" => Plan::GetAll { id },
+            "end" => Plan::End { handle },
+            "ttl" => Plan::Ttl { handle },
+            "pgetall" => Plan::GetAll { handle },
             "pget" => {
                 self.check_name(&rest[0])?;
                 if !session.payloads.contains_key(&rest[0]) {
                     return Err(Rej::NoPayload);
                 }
                 Plan::Get {
-                    id,
+                    handle,
                     name: rest[0].clone(),
                 }
             }
             "pdel" => {
                 self.check_name(&rest[0])?;
-                // docs/commands.md#pdel: an error only when the session has no
-                // payload.
+                // docs/errors.md#step-12: an error only when the session has
+                // no payload.
                 if session.payloads.is_empty() {
                     return Err(Rej::NoPayload);
                 }
                 Plan::Del {
-                    id,
+                    handle,
                     name: rest[0].clone(),
                 }
             }
@@ -428,7 +721,7 @@ impl Model {
                     self.check_name(name)?;
                 }
                 Plan::MGet {
-                    id,
+                    handle,
                     names: rest.to_vec(),
                 }
             }
@@ -457,17 +750,20 @@ impl Model {
                         return Err(Rej::TooMany);
                     }
                 }
-                Plan::Set { id, pairs }
+                Plan::Set { handle, pairs }
             }
             other => panic!("no plan for {other}"),
         })
     }
 
+    /// Counts an outcome, and once more as a v2 one when the command was
+    /// about a v2 token (or START minted one).
     fn tally(&mut self, cmd: &str, outcome: &str) {
-        *self
-            .coverage
-            .entry(format!("{} {outcome}", short(cmd)))
-            .or_default() += 1;
+        let outcome = format!("{} {outcome}", short(cmd));
+        if self.v2_context {
+            *self.coverage.entry(format!("v2 {outcome}")).or_default() += 1;
+        }
+        *self.coverage.entry(outcome).or_default() += 1;
     }
 
     /// One command: what the model predicts, against what the server sent.
@@ -482,6 +778,11 @@ impl Model {
         let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let before = self.describe_target(args);
         self.wrote = false;
+        self.v2_context = if short(&cmd) == "start" {
+            self.token_version == Version::V2
+        } else {
+            args.get(2).is_some_and(|t| t.starts_with(b"v2."))
+        };
         self.judge(&cmd, args, resp3, got, t0, t1)
             .map_err(|why| format!("{why}\n  model before it: {before}"))
     }
@@ -489,18 +790,30 @@ impl Model {
     /// What the model knew of the session a command names, for failures.
     fn describe_target(&self, args: &[Vec<u8>]) -> String {
         let limits = format!(
-            "max-payload-name-len {}, max-payload-data-len {}, max-payloads-per-session {}",
-            self.name_limit, self.data_limit, self.max_payloads
+            "max-payload-name-len {}, max-payload-data-len {}, max-payloads-per-session {}, \
+             token-version {:?}",
+            self.name_limit, self.data_limit, self.max_payloads, self.token_version
         );
         let session = args
             .get(2)
-            .filter(|t| well_formed(t))
-            .and_then(|t| self.sessions.get(id_of(t)));
+            .and_then(|t| parse(t))
+            .and_then(|p| self.sessions.get(&home(&p)));
         match session {
             Some(s) => format!(
-                "{limits}; session {} live, deadline {:?}, {} payloads: {}",
-                show(&s.token[3..19]),
+                "{limits}; session {} live ({}), started with {}, deadline {:?}{}, {} payloads: {}",
+                show(&s.token),
+                if s.damage.is_some() {
+                    "record spoiled"
+                } else {
+                    "record intact"
+                },
+                show(&s.keyref),
                 s.deadline,
+                if s.version() == Version::V2 {
+                    format!(", created {:?}", s.created)
+                } else {
+                    String::new()
+                },
                 s.payloads.len(),
                 s.payloads
                     .iter()
@@ -522,16 +835,22 @@ impl Model {
         t0: i64,
         t1: i64,
     ) -> Result<(), String> {
-        match self.check(cmd, args, got, t0, t1) {
+        self.capped.set(false);
+        let checked = self.check(cmd, args, got, t0, t1);
+        if self.capped.get() {
+            self.tally(cmd, "ttl past 2^53");
+        }
+        match checked {
             Err(rej) => {
                 match rej {
                     Rej::Forged | Rej::Stale => self.counters.signature_failures += 1,
                     Rej::EmptyToken | Rej::BadFormat => self.counters.malformed_tokens += 1,
                     Rej::Missing => self.counters.missing_sessions += 1,
+                    Rej::UnknownRing => self.counters.unknown_rings += 1,
                     _ => {}
                 }
                 self.tally(cmd, &format!("{rej:?}"));
-                expect(got, &Err(self.message(rej, cmd)))
+                expect(got, &Err(self.message(rej, cmd, args)))
             }
             Ok(plan) => {
                 self.tally(cmd, "ok");
@@ -550,90 +869,111 @@ impl Model {
     ) -> Result<(), String> {
         let deadline = |ms: i64| Some((t0.saturating_add(ms), t1.saturating_add(ms)));
         match plan {
-            Plan::Start { sign_key, ttl } => {
+            Plan::Start {
+                keyref,
+                secret,
+                version,
+                ttl,
+            } => {
                 let token = match got {
                     Ok(Value::BulkString(token)) => token.clone(),
                     other => return Err(format!("expected a new token, got {}", reply(other))),
                 };
-                if !well_formed(&token) {
+                let Some(parts) = parse(&token) else {
                     return Err(format!("START minted a malformed token {}", show(&token)));
-                }
-                let id = id_of(&token).to_vec();
-                if signature_of(&token) != hmac_hex(&sign_key, &id).into_bytes() {
+                };
+                if parts.version != version {
                     return Err(format!(
-                        "START's token {} is not signed with HMAC-SHA256(sign_key, id)",
+                        "START minted {} while token-version is {version:?}",
                         show(&token)
                     ));
                 }
-                if self.sessions.contains_key(&id) {
+                if !signs(&secret, &parts) {
                     return Err(format!(
-                        "START reused the id of a live session: {}",
-                        show(&id)
+                        "START's token {} is not signed with the keyref's signing secret {}",
+                        show(&token),
+                        show(&secret)
                     ));
                 }
+                let handle = home(&parts);
+                if self.sessions.contains_key(&handle) {
+                    return Err(format!(
+                        "START reused the key of a live session: {}",
+                        show(&handle)
+                    ));
+                }
+                if version == Version::V2 {
+                    self.v2_tags.insert(parts.tag.to_vec());
+                    self.v2_minted += 1;
+                }
+                // docs/tokens.md#minting: standalone, one id per START.
+                self.counters.ids_drawn += 1;
                 self.counters.sessions_started += 1;
                 match ttl {
-                    // docs/compatibility.md#ttl-0: a token whose session does
-                    // not exist.
+                    // docs/commands.md#start: a token whose session does not
+                    // exist.
                     Ttl::Zero => {
                         self.tally("start", "ttl 0");
-                        self.forget(sign_key, token);
+                        self.forget(keyref, token);
                     }
                     Ttl::Ms(ms) => {
-                        self.live.push(id.clone());
+                        self.live.push(handle.clone());
                         self.sessions.insert(
-                            id,
+                            handle,
                             Session {
-                                sign_key,
+                                keyref,
+                                secret,
                                 token,
                                 deadline: deadline(ms),
                                 payloads: BTreeMap::new(),
+                                created: (t0, t1),
+                                damage: None,
                             },
                         );
                     }
                 }
                 Ok(())
             }
-            Plan::Expire { id, ttl } => {
+            Plan::Expire { handle, ttl } => {
                 self.wrote = true;
                 match ttl {
                     Ttl::Zero => {
                         self.tally("expire", "ttl 0");
-                        self.end(&id);
+                        self.end(&handle);
                         self.counters.sessions_ended_by_expire_0 += 1;
                     }
-                    Ttl::Ms(ms) => self.session(&id).deadline = deadline(ms),
+                    Ttl::Ms(ms) => self.session(&handle).deadline = deadline(ms),
                 }
                 expect(got, &Ok(Value::Okay))
             }
-            Plan::End { id } => {
+            Plan::End { handle } => {
                 self.wrote = true;
-                self.end(&id);
+                self.end(&handle);
                 self.counters.sessions_ended += 1;
                 expect(got, &Ok(Value::Okay))
             }
-            Plan::Set { id, pairs } => {
+            Plan::Set { handle, pairs } => {
                 self.wrote = true;
                 self.counters.payloads_set += pairs.len() as u64;
-                let count = self.sessions[&id].payloads.len();
+                let count = self.sessions[&handle].payloads.len();
                 if self.max_payloads > 0 && count > self.max_payloads {
                     // The limit was lowered under this session: overwriting
                     // still works (README, Configuration).
                     self.tally("set", "ok past the payload limit");
                 }
-                let session = self.session(&id);
+                let session = self.session(&handle);
                 for (name, data) in pairs {
                     session.payloads.insert(name, data);
                 }
                 expect(got, &Ok(Value::Okay))
             }
-            Plan::Get { id, name } => {
+            Plan::Get { handle, name } => {
                 self.counters.payloads_read += 1;
-                let data = self.session(&id).payloads[&name].clone();
+                let data = self.session(&handle).payloads[&name].clone();
                 expect(got, &Ok(Value::BulkString(data)))
             }
-            Plan::MGet { id, names } => {
-                let session = &self.sessions[&id];
+            Plan::MGet { handle, names } => {
+                let session = &self.sessions[&handle];
                 let found: Vec<Value> = names
                     .iter()
                     .map(|name| {
@@ -647,8 +987,8 @@ impl Model {
                     found.iter().filter(|v| **v != Value::Nil).count() as u64;
                 expect(got, &Ok(Value::Array(found)))
             }
-            Plan::GetAll { id } => {
-                let session = &self.sessions[&id];
+            Plan::GetAll { handle } => {
+                let session = &self.sessions[&handle];
                 let pairs = session
                     .payloads
                     .iter()
@@ -661,8 +1001,8 @@ impl Model {
                 self.counters.payloads_read += session.payloads.len() as u64;
                 expect(got, &Ok(expected))
             }
-            Plan::Del { id, name } => {
-                if self.session(&id).payloads.remove(&name).is_some() {
+            Plan::Del { handle, name } => {
+                if self.session(&handle).payloads.remove(&name).is_some() {
                     self.wrote = true;
                     self.counters.payloads_deleted += 1;
                 } else {
@@ -670,11 +1010,11 @@ impl Model {
                 }
                 expect(got, &Ok(Value::Okay))
             }
-            Plan::Ttl { id } => {
+            Plan::Ttl { handle } => {
                 // Redis' TTL rounding of the ms left when the server read its
                 // clock, somewhere in [t0, t1].
                 let round = |left: i64| (left.max(0) + 500) / 1000;
-                let (min, max) = match self.session(&id).deadline {
+                let (min, max) = match self.session(&handle).deadline {
                     Some((lo, hi)) => (round(lo - t1), round(hi - t0)),
                     None => {
                         self.tally("ttl", "ok, no expiry");
@@ -692,14 +1032,19 @@ impl Model {
         }
     }
 
-    /// A session the C module wrote (or anything else, in its layout).
+    /// A session written by other means (docs/keys.md#keys-written-by-other-means):
+    /// the C module's layout for v1, START's record for v2.
     fn inject(
         &mut self,
-        sign_key: Vec<u8>,
-        id: Vec<u8>,
+        keyref: Vec<u8>,
+        secret: Vec<u8>,
+        token: Vec<u8>,
         at: Option<i64>,
+        created: i64,
         payloads: Vec<(Vec<u8>, Vec<u8>)>,
     ) {
+        let handle = home(&parse(&token).expect("a well-formed token"));
+        self.v2_context = token.starts_with(b"v2.");
         self.tally(
             "inject",
             if at.is_some() {
@@ -708,32 +1053,54 @@ impl Model {
                 "without expiry"
             },
         );
-        self.live.push(id.clone());
+        self.live.push(handle.clone());
         let session = Session {
-            token: token_for(&sign_key, &id),
-            sign_key,
+            keyref,
+            secret,
+            token,
             deadline: at.map(|at| (at, at)),
             payloads: payloads.into_iter().collect(),
+            created: (created, created),
+            damage: None,
         };
-        self.sessions.insert(id, session);
+        self.sessions.insert(handle, session);
     }
 
-    fn session(&mut self, id: &[u8]) -> &mut Session {
-        self.sessions.get_mut(id).expect("a live session")
+    fn session(&mut self, handle: &[u8]) -> &mut Session {
+        self.sessions.get_mut(handle).expect("a live session")
     }
 
-    fn end(&mut self, id: &[u8]) {
-        let session = self.sessions.remove(id).expect("a live session");
-        let at = self.live.iter().position(|l| l == id).expect("listed");
+    fn end(&mut self, handle: &[u8]) {
+        let session = self.sessions.remove(handle).expect("a live session");
+        let at = self.live.iter().position(|l| l == handle).expect("listed");
         self.live.swap_remove(at);
-        self.forget(session.sign_key, session.token);
+        self.forget(session.keyref, session.token);
     }
 
-    fn forget(&mut self, sign_key: Vec<u8>, token: Vec<u8>) {
-        self.ended.push_back((sign_key, token));
+    fn forget(&mut self, keyref: Vec<u8>, token: Vec<u8>) {
+        self.ended.push_back((keyref, token));
         if self.ended.len() > ENDED_KEPT {
             self.ended.pop_front();
         }
+    }
+
+    /// A v2 record the module wrote for `session` (docs/keys.md#v2-record):
+    /// format 1, the token's binding, and a `created` within what the model
+    /// knows; that `created`, or why not.
+    fn check_record(session: &Session, bytes: &[u8]) -> Result<i64, String> {
+        let token = parse(&session.token).expect("a session's token");
+        let binding = stored_part(&token);
+        let (lo, hi) = session.created;
+        let created = (bytes.len() == 41 && bytes[0] == 1 && &bytes[1..33] == binding)
+            .then(|| i64::from_be_bytes(bytes[33..41].try_into().expect("8 bytes")))
+            .filter(|created| (lo..=hi).contains(created));
+        created.ok_or_else(|| {
+            format!(
+                "record {} is not format 1, binding {}, created in {lo}..={hi}",
+                show(bytes),
+                show(binding)
+            )
+        })
     }
 
     /// docs/keys.md and docs/replication.md against the keyspace itself, and
@@ -743,7 +1110,10 @@ impl Model {
         let expected_keys: usize = self
             .sessions
             .values()
-            .map(|s| 1 + usize::from(!s.payloads.is_empty()))
+            .map(|s| match s.version() {
+                Version::V1 => 1 + usize::from(!s.payloads.is_empty()),
+                Version::V2 => 1,
+            })
             .sum();
         if dbsize != expected_keys as i64 {
             return Err(format!(
@@ -751,32 +1121,48 @@ impl Model {
             ));
         }
         let mut pipe = redis::pipe();
-        for id in &self.live {
-            let (sig, pay) = (signature_key(id), payloads_key(id));
-            pipe.cmd("TYPE").arg(&sig);
-            pipe.cmd("GET").arg(&sig);
-            pipe.cmd("PEXPIRETIME").arg(&sig);
-            pipe.cmd("HGETALL").arg(&pay);
-            pipe.cmd("PEXPIRETIME").arg(&pay);
+        for handle in &self.live {
+            let session = &self.sessions[handle];
+            match session.version() {
+                Version::V1 => {
+                    let id = &parse(&session.token).expect("a token").id.to_vec();
+                    let (sig, pay) = (signature_key(id), payloads_key(id));
+                    pipe.cmd("TYPE").arg(&sig);
+                    pipe.cmd("GET").arg(&sig);
+                    pipe.cmd("PEXPIRETIME").arg(&sig);
+                    pipe.cmd("HGETALL").arg(&pay);
+                    pipe.cmd("PEXPIRETIME").arg(&pay);
+                }
+                Version::V2 => {
+                    pipe.cmd("TYPE").arg(handle);
+                    pipe.cmd("PEXPIRETIME").arg(handle);
+                    pipe.cmd("HGETALL").arg(handle);
+                }
+            }
         }
         for (_, token) in self.ended.iter().rev().take(20) {
-            pipe.cmd("EXISTS")
-                .arg(signature_key(id_of(token)))
-                .arg(payloads_key(id_of(token)));
+            pipe.cmd("EXISTS").arg(keys_of(token));
         }
         let replies: Vec<Value> = pipe.query(con).unwrap();
         let mut replies = replies.into_iter();
-        for id in &self.live {
-            let session = self.sessions.get_mut(id).expect("listed");
-            let who = String::from_utf8_lossy(id).into_owned();
+        for handle in &self.live {
+            let session = self.sessions.get_mut(handle).expect("listed");
+            let who = show(&session.token);
             let mut next = || replies.next().expect("one reply per command");
+            let version = session.version();
             let kind = next();
-            if kind != Value::SimpleString("string".into()) {
-                return Err(format!("session {who}: signature key is a {kind:?}"));
+            let want_kind = match version {
+                Version::V1 => "string",
+                Version::V2 => "hash",
+            };
+            if kind != Value::SimpleString(want_kind.into()) {
+                return Err(format!("session {who}: its key is a {kind:?}"));
             }
-            let stored = next();
-            if stored != Value::BulkString(session.token[20..].to_vec()) {
-                return Err(format!("session {who}: signature key holds {stored:?}"));
+            if version == Version::V1 {
+                let stored = next();
+                if stored != Value::BulkString(session.token[20..].to_vec()) {
+                    return Err(format!("session {who}: signature key holds {stored:?}"));
+                }
             }
             let at = match (next(), session.deadline) {
                 (Value::Int(at), Some((lo, hi))) if (lo..=hi).contains(&at) => at,
@@ -791,23 +1177,43 @@ impl Model {
                 session.deadline = Some((at, at));
             }
             let hash = next();
-            let expected: Vec<Value> = session
-                .payloads
-                .iter()
-                .flat_map(|(n, d)| [Value::BulkString(n.clone()), Value::BulkString(d.clone())])
-                .collect();
-            if !same_hash(&hash, &expected) {
+            let Some(mut fields) = hash_of(&hash) else {
+                return Err(format!("session {who}: HGETALL replied {hash:?}"));
+            };
+            if version == Version::V2 {
+                let record = fields.remove(&b""[..]);
+                let expected = session.damage.as_ref().map(|d| d.garbage.clone());
+                match (record, expected) {
+                    (Some(record), None) => {
+                        let created = Self::check_record(session, &record)
+                            .map_err(|why| format!("session {who}: {why}"))?;
+                        session.created = (created, created);
+                    }
+                    (record, Some(garbage)) if record == garbage => {}
+                    (record, expected) => {
+                        return Err(format!(
+                            "session {who}: field \"\" holds {:?}, the model has {:?}",
+                            record.as_deref().map(show),
+                            expected.map(|g| g.as_deref().map(show)),
+                        ))
+                    }
+                }
+            }
+            if fields != session.payloads {
                 return Err(format!(
-                    "session {who}: payloads key holds {hash:?}, the model has {expected:?}"
+                    "session {who}: payloads {hash:?}, the model has {:?}",
+                    session.payloads
                 ));
             }
-            // The payloads key has the session's expiry, or does not exist.
-            let payloads_at = next();
-            let want = if session.payloads.is_empty() { -2 } else { at };
-            if payloads_at != Value::Int(want) {
-                return Err(format!(
-                    "session {who}: payloads PEXPIRETIME {payloads_at:?}, expected {want}"
-                ));
+            if version == Version::V1 {
+                // The payloads key has the session's expiry, or does not exist.
+                let payloads_at = next();
+                let want = if session.payloads.is_empty() { -2 } else { at };
+                if payloads_at != Value::Int(want) {
+                    return Err(format!(
+                        "session {who}: payloads PEXPIRETIME {payloads_at:?}, expected {want}"
+                    ));
+                }
             }
         }
         for (_, token) in self.ended.iter().rev().take(20) {
@@ -836,20 +1242,26 @@ impl Model {
     }
 }
 
-/// HGETALL order is the hash's own: compare as sets of pairs.
-fn same_hash(got: &Value, expected: &[Value]) -> bool {
-    let Value::Array(items) = got else {
-        return false;
+/// An HGETALL reply (RESP2) as a map; `None` if it is not one.
+fn hash_of(value: &Value) -> Option<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let Value::Array(items) = value else {
+        return None;
     };
-    let pairs = |items: &[Value]| {
-        let mut pairs: Vec<(Value, Value)> = items
-            .chunks(2)
-            .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or(Value::Nil)))
-            .collect();
-        pairs.sort_by_key(|p| format!("{p:?}"));
-        pairs
-    };
-    items.len() == expected.len() && pairs(items) == pairs(expected)
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let mut map = BTreeMap::new();
+    for pair in items.chunks(2) {
+        match pair {
+            [Value::BulkString(n), Value::BulkString(d)] => {
+                if map.insert(n.clone(), d.clone()).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(map)
 }
 
 fn expect(got: &Result<Value, String>, expected: &Result<Value, String>) -> Result<(), String> {
@@ -866,7 +1278,7 @@ fn expect(got: &Result<Value, String>, expected: &Result<Value, String>) -> Resu
 
 fn show(bytes: &[u8]) -> String {
     let escaped = |b: &[u8]| b.escape_ascii().to_string();
-    if bytes.len() > 48 {
+    if bytes.len() > 100 {
         format!("\"{}…\" ({} bytes)", escaped(&bytes[..32]), bytes.len())
     } else {
         format!("\"{}\"", escaped(bytes))
@@ -914,6 +1326,31 @@ fn random_id(rng: &mut StdRng) -> Vec<u8> {
     (0..16).map(|_| rng.sample(Alphanumeric)).collect()
 }
 
+/// The canonical tag of a random slot, as a v2 START picks one.
+fn random_tag(rng: &mut StdRng) -> Vec<u8> {
+    canonical_tags()[rng.random_range(0..16384)].clone()
+}
+
+/// 1 to 3 alphanumerics that are not their slot's canonical tag: a v2
+/// token with it is malformed however it is signed (docs/tokens.md#v2-tokens).
+fn uncanonical_tag(rng: &mut StdRng) -> Vec<u8> {
+    loop {
+        let len = rng.random_range(2..=3);
+        let tag: Vec<u8> = (0..len).map(|_| *ALNUM.choose(rng).unwrap()).collect();
+        if !is_canonical(&tag) {
+            return tag;
+        }
+    }
+}
+
+fn random_version(rng: &mut StdRng) -> Version {
+    if rng.random_ratio(1, 2) {
+        Version::V1
+    } else {
+        Version::V2
+    }
+}
+
 enum Op {
     /// A command; with `watch`, framed by WATCH of the session's keys and an
     /// empty MULTI/EXEC, which must abort exactly when the command wrote.
@@ -924,30 +1361,104 @@ enum Op {
     },
     Config {
         name: &'static str,
-        value: usize,
+        value: i64,
     },
-    /// A session written with plain Redis commands in the C module's layout
-    /// (docs/keys.md#keys-written-by-other-means), with or without an expiry.
-    Inject {
-        sign_key: Vec<u8>,
-        id: Vec<u8>,
-        ttl: Option<i64>,
-        payloads: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A session written with plain Redis commands
+    /// (docs/keys.md#keys-written-by-other-means): the C module's layout for
+    /// v1, START's hash and record for v2; with or without an expiry.
+    Inject(Injection),
+    /// Plain Redis spoils a v2 session's record (docs/keys.md#v2-record).
+    Damage {
+        handle: Handle,
+        harm: Harm,
+    },
+    /// ...and puts the record back as it was.
+    Repair {
+        handle: Handle,
     },
 }
 
-/// Who a command is about: a sign key and a token, and the live session the
-/// token names if any (for its payload names).
+/// A session for plain Redis to write: the C module's layout for v1,
+/// START's hash and record for v2; with or without an expiry.
+struct Injection {
+    keyref: Vec<u8>,
+    version: Version,
+    tag: Vec<u8>,
+    id: Vec<u8>,
+    ttl: Option<i64>,
+    payloads: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Ways a record stops reading (docs/keys.md#v2-record), each from the
+/// record the module wrote.
+#[derive(Debug, Clone)]
+enum Harm {
+    Empty,
+    /// Fewer bytes than a record's first three parts.
+    Short(Vec<u8>),
+    /// Another format byte.
+    Format(u8),
+    /// The first `n` bytes only.
+    CutShort(usize),
+    /// One byte left over.
+    LeftOver(u8),
+    /// A label before a deadline.
+    OutOfOrder,
+    /// What a v1 signature key holds: 64 hex characters.
+    Signature,
+    /// `HDEL` of field `""`.
+    NoRecord,
+}
+
+impl Harm {
+    /// What field `""` holds after the harm; `None`: no field.
+    fn apply(&self, original: &[u8]) -> Option<Vec<u8>> {
+        Some(match self {
+            Harm::Empty => Vec::new(),
+            Harm::Short(bytes) => bytes.clone(),
+            Harm::Format(format) => [&[*format][..], &original[1..]].concat(),
+            Harm::CutShort(n) => original[..*n].to_vec(),
+            Harm::LeftOver(b) => [original, &[*b]].concat(),
+            Harm::OutOfOrder => [original, b"l\0\x01a", b"d", &[0, 0, 1, 0, 0, 0, 0, 0]].concat(),
+            Harm::Signature => b"0123456789abcdef".repeat(4),
+            Harm::NoRecord => return None,
+        })
+    }
+
+    fn random(rng: &mut StdRng, has_payloads: bool) -> Self {
+        match rng.random_range(0..8) {
+            0 => Harm::Empty,
+            1 => {
+                let len = rng.random_range(1..=40);
+                Harm::Short(random_bytes(rng, len))
+            }
+            2 => Harm::Format(*[0u8, 2, b'1', 0xff].choose(rng).unwrap()),
+            3 => Harm::CutShort(rng.random_range(1..41)),
+            4 => Harm::LeftOver(rng.random()),
+            5 => Harm::OutOfOrder,
+            6 => Harm::Signature,
+            // Without payloads the hash would go with its last field.
+            _ if has_payloads => Harm::NoRecord,
+            _ => Harm::Empty,
+        }
+    }
+}
+
+/// Who a command is about: a keyref and a token, the live session the
+/// token names if any (for its payload names), and the secret that signed
+/// it if known.
 struct Target {
-    sign_key: Vec<u8>,
+    keyref: Vec<u8>,
     token: Vec<u8>,
-    id: Option<Vec<u8>>,
+    handle: Option<Handle>,
+    secret: Option<Vec<u8>>,
 }
 
 impl Model {
     fn generate(&self, rng: &mut StdRng) -> Op {
-        if rng.random_range(0..1000) < 10 {
-            let (name, values): (_, &[usize]) = match rng.random_range(0..3) {
+        let roll = rng.random_range(0..1000);
+        if roll < 10 {
+            let (name, values): (_, &[i64]) = match rng.random_range(0..3) {
                 0 => ("sessiongate.max-payload-name-len", &[200, 200, 200, 16]),
                 1 => ("sessiongate.max-payload-data-len", &[1, 8, 64, 64, 100]),
                 _ => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
@@ -955,11 +1466,47 @@ impl Model {
             let value = *values.choose(rng).unwrap();
             return Op::Config { name, value };
         }
+        if roll < 22 {
+            // Mostly a flip, so v1 and v2 sessions pile up side by side;
+            // now and then a value out of range, which changes nothing.
+            let value = *[1, 2, 1, 2, 1, 2, 1, 2, 0, 3].choose(rng).unwrap();
+            let name = "sessiongate.token-version";
+            return Op::Config { name, value };
+        }
+        let damaged: Vec<&Handle> = self
+            .live
+            .iter()
+            .filter(|h| self.sessions[*h].damage.is_some())
+            .collect();
+        if roll < 28 && damaged.len() < DAMAGED_MAX {
+            let intact: Vec<&Handle> = self
+                .live
+                .iter()
+                .filter(|h| {
+                    let s = &self.sessions[*h];
+                    s.damage.is_none() && s.version() == Version::V2
+                })
+                .collect();
+            if let Some(handle) = intact.choose(rng) {
+                let has_payloads = !self.sessions[*handle].payloads.is_empty();
+                return Op::Damage {
+                    handle: handle.to_vec(),
+                    harm: Harm::random(rng, has_payloads),
+                };
+            }
+        }
+        if roll < 40 && !damaged.is_empty() {
+            return Op::Repair {
+                handle: damaged.choose(rng).unwrap().to_vec(),
+            };
+        }
         let live = self.live.len();
         if live < 80 && rng.random_ratio(2, 100) {
             let pairs = rng.random_range(0..4);
-            return Op::Inject {
-                sign_key: SIGN_KEYS.choose(rng).unwrap().to_vec(),
+            return Op::Inject(Injection {
+                keyref: self.keyrefs().choose(rng).unwrap().clone(),
+                version: random_version(rng),
+                tag: random_tag(rng),
                 id: random_id(rng),
                 ttl: rng
                     .random_ratio(50, 100)
@@ -970,7 +1517,7 @@ impl Model {
                         (random_bytes(rng, n), random_bytes(rng, d))
                     })
                     .collect(),
-            };
+            });
         }
         let weights = [
             (if live < 8 {
@@ -999,12 +1546,12 @@ impl Model {
         let cmd = COMMANDS[which];
         let mut args = vec![spell(rng, cmd)];
         if cmd == "sessiongate.start" {
-            args.push(self.sign_key(rng, None));
+            args.push(self.keyref(rng, None, None));
             args.push(ttl_arg(rng, 8));
         } else {
             let target = self.target(rng);
-            let session = target.id.as_ref().and_then(|id| self.sessions.get(id));
-            args.push(target.sign_key);
+            let session = target.handle.as_ref().and_then(|h| self.sessions.get(h));
+            args.push(target.keyref);
             args.push(target.token);
             match short(cmd) {
                 "expire" => args.push(ttl_arg(rng, 8)),
@@ -1048,98 +1595,174 @@ impl Model {
         }
     }
 
-    fn sign_key(&self, rng: &mut StdRng, usual: Option<&[u8]>) -> Vec<u8> {
+    /// A keyref: mostly `usual` (a session's own), sometimes the raw secret
+    /// that signed the token (which verifies what its ring's name does),
+    /// and every kind of wrong: empty, random bytes, another known keyref,
+    /// a ring that does not exist (docs/errors.md#step-2).
+    fn keyref(&self, rng: &mut StdRng, usual: Option<&[u8]>, secret: Option<&[u8]>) -> Vec<u8> {
+        let keyrefs = self.keyrefs();
+        let known = |rng: &mut StdRng| keyrefs.choose(rng).unwrap().clone();
         match rng.random_range(0..100) {
             0..=2 => Vec::new(),
             3..=4 => {
                 let len = rng.random_range(0..8) + 1;
                 random_bytes(rng, len)
             }
-            5..=7 => SIGN_KEYS.choose(rng).unwrap().to_vec(),
-            _ => usual.map_or_else(|| SIGN_KEYS.choose(rng).unwrap().to_vec(), <[u8]>::to_vec),
+            5..=7 => known(rng),
+            8..=10 => odd_ring(rng),
+            11..=13 => match secret {
+                Some(s) if !s.is_empty() && !s.starts_with(b"@") => s.to_vec(),
+                _ => usual.map_or_else(|| known(rng), <[u8]>::to_vec),
+            },
+            _ => usual.map_or_else(|| known(rng), <[u8]>::to_vec),
         }
     }
 
     fn target(&self, rng: &mut StdRng) -> Target {
+        // Sessions with a spoiled record are few: they get picked more often
+        // than the others, so every command meets one.
+        let damaged: Vec<&Handle> = self
+            .live
+            .iter()
+            .filter(|h| self.sessions[*h].damage.is_some())
+            .collect();
         let live = (!self.live.is_empty()).then(|| {
-            let id = self.live[rng.random_range(0..self.live.len())].clone();
-            let session = &self.sessions[&id];
-            (id, session.sign_key.clone(), session.token.clone())
+            let handle = match damaged.choose(rng) {
+                Some(handle) if rng.random_ratio(1, 12) => handle.to_vec(),
+                _ => self.live[rng.random_range(0..self.live.len())].clone(),
+            };
+            let session = &self.sessions[&handle];
+            Target {
+                keyref: session.keyref.clone(),
+                token: session.token.clone(),
+                handle: Some(handle),
+                secret: Some(session.secret.clone()),
+            }
         });
         let roll = rng.random_range(0..100);
-        let mut target = if let (Some((id, key, token)), true) = (&live, roll < 64) {
+        let mut target = if let (Some(live), true) = (&live, roll < 64) {
             Target {
-                sign_key: key.clone(),
-                token: token.clone(),
-                id: Some(id.clone()),
+                keyref: live.keyref.clone(),
+                token: live.token.clone(),
+                handle: live.handle.clone(),
+                secret: live.secret.clone(),
             }
         } else if (64..72).contains(&roll) && !self.ended.is_empty() {
-            let (key, token) = self.ended[rng.random_range(0..self.ended.len())].clone();
+            let (keyref, token) = self.ended[rng.random_range(0..self.ended.len())].clone();
             Target {
-                sign_key: key,
+                keyref,
                 token,
-                id: None,
+                handle: None,
+                secret: None,
             }
         } else {
             self.odd_target(rng, live)
         };
-        target.sign_key = self.sign_key(rng, Some(&target.sign_key));
+        target.keyref = self.keyref(rng, Some(&target.keyref), target.secret.as_deref());
         target
     }
 
-    /// Tokens that must be refused, at step 4, 5, 7, 8 or 9.
-    fn odd_target(&self, rng: &mut StdRng, live: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>) -> Target {
-        let (id, key, token) = live.unwrap_or_else(|| {
-            let key = SIGN_KEYS.choose(rng).unwrap().to_vec();
-            let id = random_id(rng);
-            let token = token_for(&key, &id);
-            (id, key, token)
-        });
-        let other_key = loop {
-            let other = *SIGN_KEYS.choose(rng).unwrap();
-            if other != key.as_slice() {
-                break other.to_vec();
+    /// Tokens that must be refused, at step 4, 5, 7, 8 or 9, of either
+    /// version, derived from a live session's token when there is one.
+    fn odd_target(&self, rng: &mut StdRng, live: Option<Target>) -> Target {
+        let (keyref, secret, token) = match live {
+            Some(Target {
+                keyref,
+                token,
+                secret: Some(secret),
+                ..
+            }) => (keyref, secret, token),
+            _ => {
+                let keyref = self.keyrefs().choose(rng).unwrap().clone();
+                let secret = self.signing_secret(&keyref);
+                let version = random_version(rng);
+                let token = mint(version, &secret, &random_tag(rng), &random_id(rng));
+                (keyref, secret, token)
             }
         };
-        let (sign_key, token) = match rng.random_range(0..16) {
-            // A good token, sent with another key: step 7.
-            0 => (other_key, token),
-            // The same id signed with another key, sent with that key: a
-            // valid HMAC that is not the stored signature, step 9.
-            1 | 12 | 13 => (other_key.clone(), token_for(&other_key, &id)),
-            // ...sent with the session's own key: step 7.
-            2 => (key, token_for(&other_key, &id)),
-            // Signed right, never started: step 8.
-            3 => {
-                let fresh = random_id(rng);
-                (key.clone(), token_for(&key, &fresh))
+        let parts = parse(&token).expect("a well-formed token");
+        let (version, tag, id) = (parts.version, parts.tag.to_vec(), parts.id.to_vec());
+        let (other_keyref, other_secret) = loop {
+            let other = self.keyrefs().choose(rng).unwrap().clone();
+            let other_secret = self.signing_secret(&other);
+            if other_secret != secret {
+                break (other, other_secret);
             }
+        };
+        let sig_at = token.len() - 64;
+        let fresh_tag = |rng: &mut StdRng| loop {
+            let other = random_tag(rng);
+            if other != tag {
+                break other;
+            }
+        };
+        let (keyref, token) = match rng.random_range(0..20) {
+            // A good token, sent with another keyref: step 7.
+            0 => (other_keyref, token),
+            // The same session signed with another secret, sent with its
+            // keyref: a valid HMAC whose signature (v1) or binding (v2) is
+            // not the stored one, step 9.
+            1 | 12 | 13 => (other_keyref, mint(version, &other_secret, &tag, &id)),
+            // ...sent with the session's own keyref: step 7.
+            2 => (keyref, mint(version, &other_secret, &tag, &id)),
+            // Signed right, never started: step 8.
+            3 => (keyref, mint(version, &secret, &tag, &random_id(rng))),
             // A random signature: step 7.
             4 => {
                 let hex: Vec<u8> = (0..64)
                     .map(|_| b"0123456789abcdef"[rng.random_range(0..16)])
                     .collect();
-                (key, [&token[..20], &hex].concat())
+                (keyref, [&token[..sig_at], &hex].concat())
             }
             // One signature character changed to another hex digit.
             5 => {
                 let mut t = token;
-                let at = 20 + rng.random_range(0..64);
+                let at = sig_at + rng.random_range(0..64);
                 t[at] = if t[at] == b'0' { b'1' } else { b'0' };
-                (key, t)
+                (keyref, t)
             }
-            6 | 14 | 15 => (key, Vec::new()),
-            7..=10 => (key, malformed(rng, &token)),
+            6 | 14 | 15 => (keyref, Vec::new()),
+            7..=10 => (keyref, malformed(rng, &token)),
+            // v2: another slot's tag with the signature kept, step 7; signed
+            // right, step 8.
+            16 if version == Version::V2 => {
+                let t = [
+                    b"v2.{",
+                    &fresh_tag(rng)[..],
+                    b"}.",
+                    &id,
+                    b".",
+                    &token[sig_at..],
+                ];
+                (keyref, t.concat())
+            }
+            17 if version == Version::V2 => (keyref, mint(version, &secret, &fresh_tag(rng), &id)),
+            // The same id as a token of the other version, signed right: the
+            // other version's keys, step 8.
+            16..=18 => {
+                let other = match version {
+                    Version::V1 => Version::V2,
+                    Version::V2 => Version::V1,
+                };
+                (keyref, mint(other, &secret, &random_tag(rng), &id))
+            }
+            // A tag of 1 to 3 alphanumerics that is not its slot's canonical
+            // one, signed right: step 5.
+            19 => (
+                keyref,
+                mint(Version::V2, &secret, &uncanonical_tag(rng), &id),
+            ),
             _ => {
                 let len = rng.random_range(0..100);
-                (key, random_bytes(rng, len))
+                (keyref, random_bytes(rng, len))
             }
         };
-        let id = well_formed(&token).then(|| id_of(&token).to_vec());
+        let handle = parse(&token).map(|p| home(&p));
         Target {
-            sign_key,
+            keyref,
             token,
-            id,
+            handle,
+            secret: None,
         }
     }
 
@@ -1187,6 +1810,27 @@ impl Model {
     }
 }
 
+/// An `@` keyref that names no ring (with no keyring loaded, none does),
+/// with names the unknown-ring error shows as they are, with `?` for odd
+/// bytes, or cut at 64 bytes (docs/errors.md#step-2).
+fn odd_ring(rng: &mut StdRng) -> Vec<u8> {
+    match rng.random_range(0..7) {
+        0 => b"@nope".to_vec(),
+        1 => b"@".to_vec(),
+        2 => b"@app".to_vec(),
+        3 => b"@staff".to_vec(),
+        4 => b"@@app".to_vec(),
+        5 => {
+            let len = rng.random_range(1..=12);
+            [&b"@"[..], &random_bytes(rng, len)].concat()
+        }
+        _ => {
+            let len = *[63, 64, 65, 200].choose(rng).unwrap();
+            [&b"@"[..], &vec![*b"r.-_ \0".choose(rng).unwrap(); len]].concat()
+        }
+    }
+}
+
 /// The command's name, mostly as written, sometimes in mixed case.
 fn spell(rng: &mut StdRng, cmd: &str) -> Vec<u8> {
     if rng.random_ratio(80, 100) {
@@ -1205,10 +1849,17 @@ fn spell(rng: &mut StdRng, cmd: &str) -> Vec<u8> {
 
 /// A `<ttl>`: mostly long enough to outlive the run, sometimes 0, and every
 /// kind of wrong, including both sides of the overflow of
-/// docs/compatibility.md#ttl-overflow.
+/// docs/compatibility.md#ttl-overflow and of v2's limit of 2^53 ms
+/// (docs/tokens.md#expiry).
 fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
     let roll = rng.random_range(0..100);
     let t = now_ms();
+    // The latest expiry of one version or the other.
+    let latest = if rng.random_ratio(1, 2) {
+        i64::MAX
+    } else {
+        V2_MAX_EXPIRY_MS
+    };
     let ttl: String = if roll < zero_percent {
         "0".into()
     } else {
@@ -1245,11 +1896,11 @@ fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
             80 => (i64::MAX / 1000 + 1).to_string(),
             // ms within i64, but past it once added to now.
             81 => (i64::MAX / 1000).to_string(),
-            // Just past overflow: whatever the server's clock says, as it
-            // reads it after `t`.
-            82..=85 => ((i64::MAX - t) / 1000 + 1 + rng.random_range(0..=1000)).to_string(),
+            // Just past the latest expiry: whatever the server's clock says,
+            // as it reads it after `t`.
+            82..=85 => ((latest - t) / 1000 + 1 + rng.random_range(0..=1000)).to_string(),
             // Just short of it, with ten minutes to spare.
-            86..=88 => ((i64::MAX - t - 600_000) / 1000 - rng.random_range(0..=1000)).to_string(),
+            86..=88 => ((latest - t - 600_000) / 1000 - rng.random_range(0..=1000)).to_string(),
             _ => rng
                 .random_range(1_000_000_000..=1_000_000_000_000_i64)
                 .to_string(),
@@ -1258,8 +1909,16 @@ fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
     ttl.into_bytes()
 }
 
-/// A token that fails docs/tokens.md#shape in one way.
+/// A token that fails docs/tokens.md#shape (v1) or #v2-tokens (v2) in one
+/// way.
 fn malformed(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
+    match parse(token).map(|p| p.version) {
+        Some(Version::V2) => malformed_v2(rng, token),
+        _ => malformed_v1(rng, token),
+    }
+}
+
+fn malformed_v1(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
     let mut t = token.to_vec();
     match rng.random_range(0..11) {
         0 => {
@@ -1273,14 +1932,7 @@ fn malformed(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
         ),
         3 => t[19] = *b"-_:,/ \0".choose(rng).unwrap(),
         // An uppercase hex letter in the signature.
-        4 => {
-            let from = rng.random_range(0..64);
-            let at = (0..64)
-                .map(|i| 20 + (from + i) % 64)
-                .find(|&i| t[i].is_ascii_lowercase())
-                .unwrap_or(20);
-            t[at] = t[at].to_ascii_uppercase().max(b'A');
-        }
+        4 => uppercase_hex(rng, &mut t, 20),
         5 => t[3 + rng.random_range(0..16)] = *b"-_. \0\xff\x80+/=".choose(rng).unwrap(),
         6 => t[20 + rng.random_range(0..64)] = *b"gGzAF \0\xff.".choose(rng).unwrap(),
         7 => t.make_ascii_uppercase(),
@@ -1297,6 +1949,60 @@ fn malformed(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
     t
 }
 
+/// An uppercase hex letter in the signature that starts at `from`.
+fn uppercase_hex(rng: &mut StdRng, t: &mut [u8], from: usize) {
+    let start = rng.random_range(0..64);
+    let at = (0..64)
+        .map(|i| from + (start + i) % 64)
+        .find(|&i| t[i].is_ascii_lowercase())
+        .unwrap_or(from);
+    t[at] = t[at].to_ascii_uppercase().max(b'A');
+}
+
+/// `v2.{<tag>}.<id>.<signature>` broken in one place.
+fn malformed_v2(rng: &mut StdRng, token: &[u8]) -> Vec<u8> {
+    let mut t = token.to_vec();
+    let n = t.len();
+    // Where the tag ends (its `}`), the id starts, the signature starts.
+    let (brace, id_at, sig_at) = (n - 83, n - 81, n - 64);
+    match rng.random_range(0..16) {
+        0 => {
+            t.pop();
+        }
+        1 => t.push(*b"0a.}".choose(rng).unwrap()),
+        2 => t[..4].copy_from_slice(
+            *[b"v3.{", b"V2.{", b"v2.[", b"v2:{", b"v1.{", b"v2{."]
+                .choose(rng)
+                .unwrap(),
+        ),
+        3 => t[brace] = *b")]:-{".choose(rng).unwrap(),
+        4 => uppercase_hex(rng, &mut t, sig_at),
+        5 => t[id_at + rng.random_range(0..16)] = *b"-_. \0\xff{}".choose(rng).unwrap(),
+        6 => t[sig_at + rng.random_range(0..64)] = *b"gGzAF \0\xff.".choose(rng).unwrap(),
+        7 => t.make_ascii_uppercase(),
+        8 => {
+            if rng.random_ratio(50, 100) {
+                t.insert(0, b' ');
+            } else {
+                t.push(b' ');
+            }
+        }
+        9 => t.truncate(rng.random_range(0..n)),
+        10 => t.extend_from_slice(token),
+        // No tag at all.
+        11 => t = [&b"v2.{"[..], &token[brace..]].concat(),
+        // Four characters of tag.
+        12 => t.insert(brace, *ALNUM.choose(rng).unwrap()),
+        13 => t[4 + rng.random_range(0..brace - 4)] = *b"_-{}. \0".choose(rng).unwrap(),
+        // An id one character short.
+        14 => {
+            t.remove(id_at + rng.random_range(0..16));
+        }
+        _ => t[sig_at - 1] = *b"-_:,/ \0".choose(rng).unwrap(),
+    }
+    t
+}
+
 // ---------------------------------------------------------------------------
 // The driver.
 
@@ -1309,21 +2015,32 @@ fn describe(op: &Op) -> String {
             args.iter().map(|a| show(a)).collect::<Vec<_>>().join(" ")
         ),
         Op::Config { name, value } => format!("CONFIG SET {name} {value}"),
-        Op::Inject {
-            sign_key,
+        Op::Inject(Injection {
+            keyref,
+            version,
+            tag,
             id,
             ttl,
             payloads,
-        } => format!(
-            "(plain Redis) session {} of {} with ttl {ttl:?}, payloads {}",
+        }) => format!(
+            "(plain Redis) {version:?} session {}{} of {} with ttl {ttl:?}, payloads {}",
+            if *version == Version::V2 {
+                format!("{{{}}}.", String::from_utf8_lossy(tag))
+            } else {
+                String::new()
+            },
             show(id),
-            show(sign_key),
+            show(keyref),
             payloads
                 .iter()
                 .map(|(n, d)| format!("{} = {}", show(n), show(d)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Op::Damage { handle, harm } => {
+            format!("(plain Redis) {harm:?} to the record of {}", show(handle))
+        }
+        Op::Repair { handle } => format!("(plain Redis) record of {} put back", show(handle)),
     }
 }
 
@@ -1346,6 +2063,13 @@ fn required_coverage() -> Vec<String> {
         "pdel ok, no such name".into(),
         "start BadTtl".into(),
         "start EmptySignKey".into(),
+        "start UnknownRing".into(),
+        "v2 start ok".into(),
+        "v2 start ttl 0".into(),
+        "start ttl past 2^53".into(),
+        "expire ttl past 2^53".into(),
+        "v2 expire ttl 0".into(),
+        "v2 expire BadTtl".into(),
     ];
     for cmd in COMMANDS {
         let cmd = short(cmd);
@@ -1354,6 +2078,8 @@ fn required_coverage() -> Vec<String> {
         if cmd == "start" {
             continue;
         }
+        required.push(format!("{cmd} UnknownRing"));
+        required.push(format!("{cmd} Unreadable"));
         for rej in [
             "EmptySignKey",
             "EmptyToken",
@@ -1363,6 +2089,9 @@ fn required_coverage() -> Vec<String> {
             "Stale",
         ] {
             required.push(format!("{cmd} {rej}"));
+        }
+        for outcome in ["ok", "BadFormat", "Forged", "Missing", "Stale"] {
+            required.push(format!("v2 {cmd} {outcome}"));
         }
     }
     required.push("expire BadTtl".into());
@@ -1377,12 +2106,21 @@ fn required_coverage() -> Vec<String> {
     }
     required.push("set ok past the payload limit".into());
     required.push("ttl ok, no expiry".into());
+    required.push("v2 ttl ok, no expiry".into());
     required.push("watch aborted".into());
     required.push("watch kept".into());
+    required.push("v2 watch aborted".into());
     required.push("inject with expiry".into());
     required.push("inject without expiry".into());
+    required.push("v2 inject with expiry".into());
+    required.push("v2 inject without expiry".into());
     required.push("pget NoPayload".into());
     required.push("pdel NoPayload".into());
+    required.push("v2 pdel NoPayload".into());
+    required.push("damage garbage".into());
+    required.push("damage no record".into());
+    required.push("repair record".into());
+    required.push("config token-version refused".into());
     required
 }
 
@@ -1395,14 +2133,12 @@ fn run_command(
 ) -> Result<(), String> {
     let watched = args
         .get(2)
-        .filter(|token| watch && well_formed(token))
-        .map(|token| id_of(token).to_vec());
-    if let Some(id) = &watched {
-        let got = call(
-            con,
-            &[b"WATCH".to_vec(), signature_key(id), payloads_key(id)],
-        );
-        expect(&got, &Ok(Value::Okay))?;
+        .filter(|token| watch && parse(token).is_some())
+        .map(|token| keys_of(token));
+    if let Some(keys) = &watched {
+        let mut cmd = vec![b"WATCH".to_vec()];
+        cmd.extend(keys.iter().cloned());
+        expect(&call(con, &cmd), &Ok(Value::Okay))?;
     }
     let t0 = now_ms();
     let got = call(con, args);
@@ -1424,36 +2160,115 @@ fn run_command(
     Ok(())
 }
 
-fn inject(
-    con: &mut Connection,
-    model: &mut Model,
-    sign_key: Vec<u8>,
-    id: Vec<u8>,
-    ttl: Option<i64>,
-    payloads: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<(), String> {
-    let at = ttl.map(|seconds| now_ms() + seconds * 1000);
+/// Writes a session with plain Redis: v1 in the C module's layout, v2 as
+/// START's hash with its record (docs/keys.md#v2-record).
+fn inject(con: &mut Connection, model: &mut Model, injection: Injection) -> Result<(), String> {
+    let Injection {
+        keyref,
+        version,
+        tag,
+        id,
+        ttl,
+        payloads,
+    } = injection;
+    let secret = model.signing_secret(&keyref);
+    let token = mint(version, &secret, &tag, &id);
+    let created = now_ms();
+    let at = ttl.map(|seconds| created + seconds * 1000);
     let at_arg = |at: i64| at.to_string().into_bytes();
-    let mut set = vec![
-        b"SET".to_vec(),
-        signature_key(&id),
-        hmac_hex(&sign_key, &id).into_bytes(),
-        b"NX".to_vec(),
-    ];
-    if let Some(at) = at {
-        set.extend([b"PXAT".to_vec(), at_arg(at)]);
-    }
-    expect(&call(con, &set), &Ok(Value::Okay))?;
-    if !payloads.is_empty() {
-        let mut hset = vec![b"HSET".to_vec(), payloads_key(&id)];
-        hset.extend(payloads.iter().flat_map(|(n, d)| [n.clone(), d.clone()]));
-        call(con, &hset).map_err(|e| format!("HSET: {e}"))?;
-        if let Some(at) = at {
-            let pexpireat = [b"PEXPIREAT".to_vec(), payloads_key(&id), at_arg(at)];
-            expect(&call(con, &pexpireat), &Ok(Value::Int(1)))?;
+    let fields = payloads.iter().flat_map(|(n, d)| [n.clone(), d.clone()]);
+    match version {
+        Version::V1 => {
+            let mut set = vec![
+                b"SET".to_vec(),
+                signature_key(&id),
+                token[20..].to_vec(),
+                b"NX".to_vec(),
+            ];
+            if let Some(at) = at {
+                set.extend([b"PXAT".to_vec(), at_arg(at)]);
+            }
+            expect(&call(con, &set), &Ok(Value::Okay))?;
+            if !payloads.is_empty() {
+                let mut hset = vec![b"HSET".to_vec(), payloads_key(&id)];
+                hset.extend(fields);
+                call(con, &hset).map_err(|e| format!("HSET: {e}"))?;
+                if let Some(at) = at {
+                    let pexpireat = [b"PEXPIREAT".to_vec(), payloads_key(&id), at_arg(at)];
+                    expect(&call(con, &pexpireat), &Ok(Value::Int(1)))?;
+                }
+            }
+        }
+        Version::V2 => {
+            let key = v2_key(&tag, &id);
+            let binding = stored_part(&parse(&token).expect("minted")).to_vec();
+            let mut hset = vec![b"HSET".to_vec(), key.clone(), Vec::new()];
+            hset.push(record(&binding, created));
+            hset.extend(fields);
+            call(con, &hset).map_err(|e| format!("HSET: {e}"))?;
+            if let Some(at) = at {
+                let pexpireat = [b"PEXPIREAT".to_vec(), key, at_arg(at)];
+                expect(&call(con, &pexpireat), &Ok(Value::Int(1)))?;
+            }
         }
     }
-    model.inject(sign_key, id, at, payloads);
+    model.inject(keyref, secret, token, at, created, payloads);
+    Ok(())
+}
+
+/// Spoils the record of the v2 session `handle` with plain Redis, after
+/// checking that it is the one the module wrote.
+fn damage(
+    con: &mut Connection,
+    model: &mut Model,
+    handle: Handle,
+    harm: Harm,
+) -> Result<(), String> {
+    let got = call(con, &[&b"HGET"[..], &handle, b""]);
+    let Ok(Value::BulkString(original)) = got else {
+        return Err(format!("HGET of the record: {}", reply(&got)));
+    };
+    let session = model.session(&handle);
+    let created = Model::check_record(session, &original)?;
+    session.created = (created, created);
+    let garbage = harm.apply(&original);
+    match &garbage {
+        Some(garbage) => expect(
+            &call(con, &[&b"HSET"[..], &handle, b"", garbage]),
+            &Ok(Value::Int(0)),
+        )?,
+        None => expect(
+            &call(con, &[&b"HDEL"[..], &handle, b""]),
+            &Ok(Value::Int(1)),
+        )?,
+    }
+    model.v2_context = false;
+    model.tally(
+        "damage",
+        if garbage.is_some() {
+            "garbage"
+        } else {
+            "no record"
+        },
+    );
+    model.session(&handle).damage = Some(Damage { original, garbage });
+    Ok(())
+}
+
+/// Puts back the record `damage` took: the session reads again, as it was.
+fn repair(con: &mut Connection, model: &mut Model, handle: Handle) -> Result<(), String> {
+    let damage = model
+        .session(&handle)
+        .damage
+        .take()
+        .expect("a damaged session");
+    let added = i64::from(damage.garbage.is_none());
+    expect(
+        &call(con, &[&b"HSET"[..], &handle, b"", &damage.original]),
+        &Ok(Value::Int(added)),
+    )?;
+    model.v2_context = false;
+    model.tally("repair", "record");
     Ok(())
 }
 
@@ -1494,6 +2309,17 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
     let mut model = Model::new(INITIAL_DATA_LIMIT);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut recent: VecDeque<String> = VecDeque::new();
+    if rng.random_ratio(1, 2) {
+        assert_eq!(
+            call(
+                &mut resp2,
+                &["CONFIG", "SET", "sessiongate.token-version", "2"]
+            ),
+            Ok(Value::Okay)
+        );
+        model.token_version = Version::V2;
+        recent.push_back("CONFIG SET sessiongate.token-version 2".into());
+    }
 
     for i in 0..ops {
         let op = model.generate(&mut rng);
@@ -1510,15 +2336,34 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
                 let con = if on_resp3 { &mut resp3 } else { &mut resp2 };
                 run_command(con, &mut model, &args, on_resp3, watch)
             }
-            Op::Inject {
-                sign_key,
-                id,
-                ttl,
-                payloads,
-            } => inject(&mut resp2, &mut model, sign_key, id, ttl, payloads),
+            Op::Inject(injection) => inject(&mut resp2, &mut model, injection),
+            Op::Damage { handle, harm } => damage(&mut resp2, &mut model, handle, harm),
+            Op::Repair { handle } => repair(&mut resp2, &mut model, handle),
             Op::Config { name, value } => {
                 let got = call(&mut resp2, &["CONFIG", "SET", name, &value.to_string()]);
+                let value = usize::try_from(value).unwrap_or(0);
                 match name {
+                    "sessiongate.token-version" => match value {
+                        1 => model.token_version = Version::V1,
+                        2 => model.token_version = Version::V2,
+                        _ => {
+                            // docs/configuration.md#refused-values: Redis'
+                            // own error, and the old value kept.
+                            model.v2_context = false;
+                            model.tally("config", "token-version refused");
+                            let refused =
+                                matches!(&got, Err(e) if e.starts_with("ERR CONFIG SET failed"));
+                            if !refused {
+                                fail(
+                                    i,
+                                    &recent,
+                                    &replay,
+                                    format!("expected Redis' refusal, got {}", reply(&got)),
+                                );
+                            }
+                            continue;
+                        }
+                    },
                     "sessiongate.max-payload-name-len" => model.name_limit = value,
                     "sessiongate.max-payload-data-len" => model.data_limit = value,
                     _ => model.max_payloads = value,
@@ -1539,12 +2384,24 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
     let elapsed = began.elapsed();
     eprintln!(
         "model test: {ops} operations in {elapsed:.1?}, {} live sessions at the end, \
-         {} ambiguous overflow checks; outcomes:",
+         {} ambiguous overflow checks, {} v2 tokens minted in {} slots; outcomes:",
         model.live.len(),
-        model.ambiguous_ttls.get()
+        model.ambiguous_ttls.get(),
+        model.v2_minted,
+        model.v2_tags.len()
     );
     for (outcome, n) in &model.coverage {
-        eprintln!("  {outcome:<28} {n}");
+        eprintln!("  {outcome:<32} {n}");
+    }
+    // docs/tokens.md#minting: a v2 START takes a random slot. Among a few
+    // hundred tokens in 16384 slots, few share one.
+    if model.v2_minted >= 100 {
+        assert!(
+            model.v2_tags.len() as u64 * 10 >= model.v2_minted * 9,
+            "{} v2 tokens fell in only {} slots ({replay})",
+            model.v2_minted,
+            model.v2_tags.len()
+        );
     }
     if ops >= DEFAULT_OPS {
         let missing: Vec<String> = required_coverage()
