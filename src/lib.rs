@@ -13,6 +13,7 @@ pub mod error;
 mod key;
 mod keyed_hmac;
 mod keyring;
+mod keyring_command;
 pub mod keyring_file;
 mod reply;
 mod requirements;
@@ -81,11 +82,18 @@ extern "C" fn pmset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
     entry::dispatch(ctx, argv, argc, commands::pmset)
 }
 
+/// SESSIONGATE.KEYRING <LIST | RELOAD>
+extern "C" fn keyring(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, keyring_command::run)
+}
+
 // Key positions: the token (argument 2) is each session command's one key,
 // so Redis Cluster routes by it (docs/cluster.md#routing); START has none.
 // ACL categories follow from the flags, where the server has them
-// (command_info.rs), so that the module loads on Redis 7.0.
-const COMMANDS: [Command; 10] = [
+// (command_info.rs), so that the module loads on Redis 7.0. KEYRING acts
+// on this node's keyring, not on the keyspace: no key, and `admin`, so that
+// only an operator's ACL user may run it (docs/keyrings.md#keyring-list).
+const COMMANDS: [Command; 11] = [
     command(
         c"sessiongate.start",
         start,
@@ -137,6 +145,13 @@ const COMMANDS: [Command; 10] = [
         c"write deny-oom",
         TOKEN,
         &docs::PMSET,
+    ),
+    command(
+        c"sessiongate.keyring",
+        keyring,
+        c"admin",
+        KEYLESS,
+        &docs::KEYRING,
     ),
 ];
 const TOKEN: (c_int, c_int, c_int) = (2, 2, 1);
