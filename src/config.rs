@@ -89,12 +89,14 @@ pub fn max_payloads_per_session() -> usize {
 }
 
 /// `sessiongate.allow-raw-keys` (docs/configuration.md#keyrings-and-tokens).
+#[allow(dead_code)] // used by the keyref wiring
 pub fn allow_raw_keys() -> bool {
     ALLOW_RAW_KEYS.load(Ordering::Relaxed)
 }
 
 /// `sessiongate.token-version`: which token a three-argument START mints,
 /// 1 or 2 (docs/configuration.md#keyrings-and-tokens).
+#[allow(dead_code)] // used by the keyref wiring
 pub fn token_version() -> i64 {
     TOKEN_VERSION.load(Ordering::Relaxed)
 }
