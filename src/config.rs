@@ -239,15 +239,13 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
 fn register_keyring_file(ctx: &Context, given: &[u8]) -> Result<(), String> {
     let default = CString::new(given)
         .map_err(|_| format!("{KEYRING_FILE_NAME}: the path holds a NUL byte"))?;
-    // SAFETY: from OnLoad, on the main thread; the string starts empty, as
-    // no keyring is loaded.
-    unsafe {
-        let empty = api!(RedisModule_CreateString)(ptr::null_mut(), c"".as_ptr(), 0);
-        let replaced = KEYRING_FILE.swap(empty, Ordering::Relaxed);
-        if !replaced.is_null() {
-            api!(RedisModule_FreeString)(ptr::null_mut(), replaced);
-        }
-    }
+    // A module unloaded and loaded again may find the statics of its last
+    // load: start from no keyring and an empty path, which Redis compares
+    // the default with before it calls the set callback.
+    release();
+    // SAFETY: from OnLoad, on the main thread.
+    let empty = unsafe { api!(RedisModule_CreateString)(ptr::null_mut(), c"".as_ptr(), 0) };
+    KEYRING_FILE.store(empty, Ordering::Relaxed);
     // SAFETY: from OnLoad with its context; Redis copies the name and the
     // default, and calls the callbacks on the main thread.
     let registered = unsafe {
@@ -266,6 +264,18 @@ fn register_keyring_file(ctx: &Context, given: &[u8]) -> Result<(), String> {
         return Err(format!("Redis refused the config {KEYRING_FILE_NAME}"));
     }
     Ok(())
+}
+
+/// Frees the string the keyring-file config holds and drops the keyring:
+/// at MODULE UNLOAD, and when a load is refused after registration, so that
+/// neither outlives the module.
+pub fn release() {
+    let held = KEYRING_FILE.swap(ptr::null_mut(), Ordering::Relaxed);
+    if !held.is_null() {
+        // SAFETY: a string this module created; nothing hands it out now.
+        unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), held) };
+    }
+    keyring::install(None);
 }
 
 extern "C" fn get_keyring_file(

@@ -186,6 +186,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     if let Err(problem) = config::register(ctx, args) {
+        config::release();
         ctx.log_warning(&format!("sessiongate cannot load: {problem}"));
         return Status::Err;
     }
@@ -194,6 +195,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 }
 
 fn deinit(_ctx: &Context) -> Status {
+    config::release();
     entry::stop_logging_panics();
     Status::Ok
 }
