@@ -187,6 +187,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
     if let Err(problem) = config::register(ctx, args) {
         config::release();
+        // RedisModule_Log reads the message as a printf format, and the
+        // problem may quote an argument: `%` must not reach it as is.
+        let problem = problem.replace('%', "%%");
         ctx.log_warning(&format!("sessiongate cannot load: {problem}"));
         return Status::Err;
     }
