@@ -9,6 +9,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::errors::{EMPTY_SIGN_KEY, FORGED_SIGNATURE};
 use common::*;
 use redis::Connection;
 use sha2::{Digest, Sha256};
@@ -738,6 +739,13 @@ fn no_secret_reaches_config_info_slowlog_monitor_the_log_or_the_data_files() {
     let seen = monitored(&server, |con| {
         ok_bytes(con, &["ECHO", "monitor-start"]);
         assert_eq!(list(con), rings.listed());
+        // Sessions signed by a ring, of both versions, through the commands.
+        for version in [1, 2] {
+            let token = start_v(con, "@billing", version);
+            ok_bytes(con, &["SESSIONGATE.PGET", "@billing", &token, "who"]);
+            ok_bytes(con, &["SESSIONGATE.EXPIRE", "@billing", &token, "900"]);
+            errors.push(err(con, &["SESSIONGATE.PGET", "@billing", &token, "nope"]));
+        }
         assert_eq!(reload(con), Ok(Value::Okay));
         file.write(&format!("{}app primary {}\n", rings.text(), other.base64));
         assert_eq!(reload(con), Ok(Value::Okay));
@@ -906,4 +914,267 @@ fn allow_raw_keys_and_token_version_are_configs_to_read_and_set() {
         let failure = Server::fails_to_start(args);
         assert!(failure.contains(expected), "{args:?}: {failure}");
     }
+}
+
+// Keyrefs: `@<ring>` as a command's first argument (docs/keyrings.md#keyrefs).
+
+const RAW_KEYS_DISABLED: &str = "raw sign keys are disabled: use a keyring (@<ring>)";
+
+fn unknown_ring(name: &str) -> String {
+    format!("the keyring {name} does not exist")
+}
+
+fn pget(con: &mut Connection, keyref: &[u8], token: &str, name: &str) -> Result<Value, String> {
+    call(
+        con,
+        &[
+            &b"SESSIONGATE.PGET"[..],
+            keyref,
+            token.as_bytes(),
+            name.as_bytes(),
+        ],
+    )
+}
+
+/// A START with `keyref` under token version `version`.
+fn start_v(con: &mut Connection, keyref: &str, version: u8) -> String {
+    assert_eq!(
+        config_set(con, "sessiongate.token-version", &version.to_string()),
+        Ok(Value::Okay)
+    );
+    let token = String::from_utf8(ok_bytes(con, &["SESSIONGATE.START", keyref, "600"])).unwrap();
+    assert!(token.starts_with(&format!("v{version}.")), "{token}");
+    ok_bytes(con, &["SESSIONGATE.PSET", keyref, &token, "who", keyref]);
+    token
+}
+
+/// What the token's signature signs: v1 its id, v2 everything before the
+/// last dot.
+fn signed_part(token: &str) -> &str {
+    if token.starts_with("v1.") {
+        &token[3..19]
+    } else {
+        &token[..token.len() - 65]
+    }
+}
+
+fn signature(token: &str) -> &str {
+    &token[token.len() - 64..]
+}
+
+#[test]
+fn a_ring_signs_with_its_primary_and_still_verifies_a_rotated_secret() {
+    let (old, new) = (Secret::new("rotate-old"), Secret::new("rotate-new"));
+    let file = KeyringFile::new(&format!("app primary {}\n", old.base64));
+    let server = Server::start(&["keyring-file", file.path()]);
+    let mut con = server.connection();
+    let before = [start_v(&mut con, "@app", 1), start_v(&mut con, "@app", 2)];
+    for token in &before {
+        // Signed with the primary's decoded bytes, computed apart from the module.
+        assert_eq!(
+            signature(token),
+            hmac_hex(&old.bytes, signed_part(token.as_str()).as_bytes())
+        );
+        // The same bytes as a raw key are the same key.
+        assert_eq!(
+            pget(&mut con, &old.bytes, token, "who"),
+            Ok(Value::BulkString(b"@app".to_vec()))
+        );
+    }
+
+    // Step 1 and 3 of a rotation: the new secret signs, the old verifies.
+    file.write(&format!(
+        "app verify {}\napp primary {}\n",
+        old.base64, new.base64
+    ));
+    assert_eq!(reload(&mut con), Ok(Value::Okay));
+    for token in &before {
+        assert_eq!(
+            pget(&mut con, b"@app", token, "who"),
+            Ok(Value::BulkString(b"@app".to_vec()))
+        );
+        ok_bytes(&mut con, &["SESSIONGATE.EXPIRE", "@app", token, "500"]);
+    }
+    let after = [start_v(&mut con, "@app", 1), start_v(&mut con, "@app", 2)];
+    for token in &after {
+        assert_eq!(
+            signature(token),
+            hmac_hex(&new.bytes, signed_part(token.as_str()).as_bytes())
+        );
+    }
+
+    // Step 4: the old secret dropped, its tokens are refused, the new ones not.
+    file.write(&format!("app primary {}\n", new.base64));
+    assert_eq!(reload(&mut con), Ok(Value::Okay));
+    for token in &before {
+        assert_eq!(
+            pget(&mut con, b"@app", token, "who"),
+            Err(FORGED_SIGNATURE.to_string())
+        );
+    }
+    for token in &after {
+        ok_bytes(&mut con, &["SESSIONGATE.PGET", "@app", token, "who"]);
+        ok_bytes(&mut con, &["SESSIONGATE.END", "@app", token]);
+    }
+    // A file the RELOAD refuses leaves the ring that signs as it was.
+    file.write("app primary not-base64\n");
+    assert!(reload(&mut con).is_err());
+    let kept = start_v(&mut con, "@app", 2);
+    assert_eq!(
+        signature(&kept),
+        hmac_hex(&new.bytes, signed_part(&kept).as_bytes())
+    );
+}
+
+#[test]
+fn an_at_sign_always_names_a_ring_and_fails_closed() {
+    let secret = Secret::new("closed");
+    // No keyring at all: `@app` is no raw key.
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.START", "@app", "60"]),
+        unknown_ring("app")
+    );
+    let raw = start(&mut con, "app", 60);
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.PGET", "@app", &raw, "x"]),
+        unknown_ring("app")
+    );
+    drop(con);
+    drop(server);
+
+    let file = KeyringFile::new(&format!("app primary {}\n", secret.base64));
+    let server = Server::start(&["keyring-file", file.path()]);
+    let mut con = server.connection();
+    let token = start_v(&mut con, "@app", 2);
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.START", "@App", "60"]),
+        unknown_ring("App")
+    );
+    // Step 2 comes before the token's checks, and after the empty check.
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.PGET", "@nope", "", "x"]),
+        unknown_ring("nope")
+    );
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.PGET", "", &token, "x"]),
+        EMPTY_SIGN_KEY
+    );
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.END", "@", &token]),
+        unknown_ring("")
+    );
+    // What a client sent is shown plainly, and never more than 64 bytes of it.
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.TTL", "@a b\r\n{}", &token]),
+        unknown_ring("a?b????")
+    );
+    let long = format!("@{}", "r".repeat(100));
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.TTL", &long, &token]),
+        unknown_ring(&format!("{}...", "r".repeat(64)))
+    );
+    assert_eq!(
+        info_field(&mut con, "sessiongate", "sessiongate_unknown_rings").as_deref(),
+        Some("5")
+    );
+    // Nothing the refused calls named was touched.
+    ok_bytes(&mut con, &["SESSIONGATE.PGET", "@app", &token, "who"]);
+}
+
+#[test]
+fn allow_raw_keys_no_refuses_raw_keys_and_leaves_rings_alone() {
+    let secret = Secret::new("raw-off");
+    let file = KeyringFile::new(&format!("app primary {}\n", secret.base64));
+    let server = Server::start(&["keyring-file", file.path(), "allow-raw-keys", "no"]);
+    let mut con = server.connection();
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.START", "rawkey", "60"]),
+        RAW_KEYS_DISABLED
+    );
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.START", "", "60"]),
+        EMPTY_SIGN_KEY
+    );
+    let token = start_v(&mut con, "@app", 1);
+    // The raw key that is the ring's secret is refused too: step 2, before the token.
+    assert_eq!(
+        pget(&mut con, &secret.bytes, &token, "who"),
+        Err(RAW_KEYS_DISABLED.into())
+    );
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.PGET", "rawkey", "", "who"]),
+        RAW_KEYS_DISABLED
+    );
+    assert_eq!(
+        config_set(&mut con, "sessiongate.allow-raw-keys", "yes"),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        pget(&mut con, &secret.bytes, &token, "who"),
+        Ok(Value::BulkString(b"@app".to_vec()))
+    );
+}
+
+#[test]
+fn two_acl_users_each_bound_to_their_own_ring_cannot_use_the_other() {
+    let (web, api) = (Secret::new("acl-web"), Secret::new("acl-api"));
+    let file = KeyringFile::new(&format!(
+        "web primary {} users=webapp\napi primary {} users=apiapp,ops\n",
+        web.base64, api.base64
+    ));
+    let server = Server::start(&["keyring-file", file.path()]);
+    let mut admin = server.connection();
+    for user in ["webapp", "apiapp"] {
+        ok_bytes(
+            &mut admin,
+            &["ACL", "SETUSER", user, "on", ">pw", "~*", "+@all"],
+        );
+    }
+    let login = |user: &str| {
+        let mut con = server.connection();
+        ok_bytes(&mut con, &["AUTH", user, "pw"]);
+        con
+    };
+    let (mut as_web, mut as_api) = (login("webapp"), login("apiapp"));
+    let web_token = start_v(&mut as_web, "@web", 2);
+    let api_token = start_v(&mut as_api, "@api", 1);
+    // Each user is told the other's ring does not exist, as for no ring at all.
+    assert_eq!(
+        err(&mut as_web, &["SESSIONGATE.START", "@api", "60"]),
+        unknown_ring("api")
+    );
+    assert_eq!(
+        err(
+            &mut as_web,
+            &["SESSIONGATE.PGET", "@api", &api_token, "who"]
+        ),
+        unknown_ring("api")
+    );
+    assert_eq!(
+        err(&mut as_api, &["SESSIONGATE.END", "@web", &web_token]),
+        unknown_ring("web")
+    );
+    // Its own ring does not open the other's sessions.
+    assert_eq!(
+        err(
+            &mut as_web,
+            &["SESSIONGATE.PGET", "@web", &api_token, "who"]
+        ),
+        FORGED_SIGNATURE
+    );
+    // The default user is on neither list.
+    assert_eq!(
+        err(&mut admin, &["SESSIONGATE.START", "@web", "60"]),
+        unknown_ring("web")
+    );
+    ok_bytes(
+        &mut as_web,
+        &["SESSIONGATE.PGET", "@web", &web_token, "who"],
+    );
+    ok_bytes(
+        &mut as_api,
+        &["SESSIONGATE.PGET", "@api", &api_token, "who"],
+    );
 }
