@@ -926,6 +926,60 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
     );
 }
 
+/// A master whose one slot is being migrated serves no slot a session can
+/// be started in: START, v1 or v2, says so at once (SPEC 4, START; 5.2,
+/// slot choice) and writes nothing. The slot still shows as the master's in
+/// CLUSTER SLOTS, so each START picks it, is refused, and must then drop
+/// that very slot from its view.
+#[test]
+fn start_on_a_master_whose_one_slot_is_migrating_finds_no_slot() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target, third) = (masters[0], masters[1], masters[2]);
+    let mut on_source = source.connection();
+    let mut on_target = target.connection();
+    let mut on_third = third.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut on_target));
+    let third_id = node_id(&mut on_third);
+    let slots = slots_of(&mut on_source, &source_id);
+    let slot = slots[0];
+    for con in [&mut on_third, &mut on_source, &mut on_target] {
+        let mut pipe = redis::pipe();
+        for s in &slots[1..] {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*s)
+                .arg("NODE")
+                .arg(&third_id)
+                .ignore();
+        }
+        pipe.query::<()>(con).unwrap();
+    }
+    let setslot = |con: &mut Connection, state: &str, id: &str| {
+        let reply = call(con, &["CLUSTER", "SETSLOT", &slot.to_string(), state, id]);
+        assert_eq!(reply, Ok(Value::Okay), "SETSLOT {state}");
+    };
+    setslot(&mut on_target, "IMPORTING", &source_id);
+    setslot(&mut on_source, "MIGRATING", &target_id);
+
+    for version in [1, 2] {
+        set_token_version(&mut on_source, version);
+        let before = ids_drawn(&mut on_source);
+        let started = Instant::now();
+        assert_eq!(
+            err(&mut on_source, &["SESSIONGATE.START", KEY, "600"]),
+            NO_SERVED_SLOT,
+            "v{version}"
+        );
+        let (took, drawn) = (started.elapsed(), ids_drawn(&mut on_source) - before);
+        eprintln!("v{version} START with its one slot migrating: {drawn} ids drawn in {took:?}");
+        if version == 2 {
+            assert_eq!(drawn, 1, "v2 picked the migrating slot more than once");
+        }
+    }
+    assert_eq!(keys_in(&mut on_source, slot), 0, "a START wrote");
+}
+
 /// START is keyless, so it runs on any master, and mints only in slots that
 /// master serves; a slot it is importing is not one, even when the client
 /// sent ASKING just before START (ASKING would let a one-key check through).
