@@ -24,6 +24,8 @@ const KEY: &str = "reshard-sign-key";
 const MOVED_SLOTS: usize = 32;
 /// Live sessions in those slots; one in four has no payload.
 const SESSIONS: usize = 320;
+/// v2 sessions beside them, in the same slots (SPEC 5.2).
+const V2_SESSIONS: usize = 160;
 const TRAFFIC_THREADS: usize = 4;
 const RESHARD_DEADLINE: Duration = Duration::from_secs(240);
 const MINT_DEADLINE: Duration = Duration::from_secs(180);
@@ -37,6 +39,16 @@ fn signature_key_of(token: &str) -> String {
 
 fn payloads_key_of(token: &str) -> String {
     format!("sg-session:{{{token}}}:payloads")
+}
+
+/// The key that holds a session's expiry: a v1 session's signature key, a
+/// v2 session's one key.
+fn expiry_key_of(token: &str) -> String {
+    if token.starts_with("v2.") {
+        v2_key_of(token)
+    } else {
+        signature_key_of(token)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -400,8 +412,13 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     assert_eq!(moving.len(), MOVED_SLOTS);
 
     let minted = sessions_in(&mut on_source, &moving, SESSIONS);
+    // v2 sessions in the same slots: one key each, so never half moved,
+    // but TRYAGAIN just the same while that key is on its way.
+    set_token_version(&mut on_source, 2);
+    let minted_v2 = sessions_in(&mut on_source, &moving, V2_SESSIONS);
+    set_token_version(&mut on_source, 1);
     let mut sessions = Vec::new();
-    for (i, (token, slot)) in minted.into_iter().enumerate() {
+    for (i, (token, slot)) in minted.into_iter().chain(minted_v2).enumerate() {
         let mut payloads = BTreeMap::new();
         if i % 4 != 3 {
             for (name, data) in [("user", format!("user-{i}")), ("cart", format!("cart-{i}"))] {
@@ -412,7 +429,7 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
                 payloads.insert(name.to_string(), data);
             }
         }
-        let at = pexpiretime(&mut on_source, &signature_key_of(&token));
+        let at = pexpiretime(&mut on_source, &expiry_key_of(&token));
         sessions.push(Tracked {
             token,
             slot,
@@ -424,6 +441,18 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     }
     let with_payloads = sessions.iter().filter(|s| !s.payloads.is_empty()).count();
     let to_end = sessions.iter().filter(|s| s.to_end).count();
+    // Each v2 session's record, which must arrive as it left.
+    let records: BTreeMap<String, Vec<u8>> = sessions
+        .iter()
+        .filter(|s| s.token.starts_with("v2."))
+        .map(|s| {
+            let key = v2_key_of(&s.token);
+            let record = redis::cmd("HGET").arg(&key).arg("").query(&mut on_source);
+            (s.token.clone(), record.unwrap())
+        })
+        .collect();
+    // The traffic's STARTs: v1 on the source, v2 on the target.
+    set_token_version(&mut target.connection(), 2);
 
     let (resharding, stop) = (
         Arc::new(AtomicBool::new(false)),
@@ -484,10 +513,11 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     let tryagains = error_count(&masters, "TRYAGAIN");
     let asks = error_count(&masters, "ASK");
     eprintln!(
-        "reshard of {MOVED_SLOTS} slots took {reshard_took:?}; {} sessions ({with_payloads} with payloads, \
-         {to_end} ended during the reshard); {} commands sent {:?}; the nodes replied ASK {asks} and \
-         TRYAGAIN {tryagains} times",
+        "reshard of {MOVED_SLOTS} slots took {reshard_took:?}; {} sessions ({} of them v2, {with_payloads} \
+         with payloads, {to_end} ended during the reshard); {} commands sent {:?}; the nodes replied ASK \
+         {asks} and TRYAGAIN {tryagains} times",
         sessions.len(),
+        records.len(),
         traffic.ops,
         traffic.by_command
     );
@@ -536,6 +566,10 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
     }
     for session in &sessions {
         let token = &session.token;
+        if token.starts_with("v2.") {
+            assert_v2_arrived(&mut on_target, session, &records[token]);
+            continue;
+        }
         if session.to_end {
             assert!(session.ended, "{token} was never ended");
             // Neither key arrived later as an orphan (the source's slots
@@ -568,6 +602,35 @@ fn redis_cli_reshard_under_traffic_reads_no_live_session_as_gone() {
             );
         }
     }
+}
+
+/// A v2 session after the reshard: on the target, its one key with its
+/// record as it was, its payloads and its expiry; or, ended, nowhere.
+fn assert_v2_arrived(on_target: &mut Connection, session: &Tracked, record: &[u8]) {
+    let (token, key) = (&session.token, v2_key_of(&session.token));
+    if session.to_end {
+        assert!(session.ended, "{token} was never ended");
+        assert_eq!(exists(on_target, &key), 0, "{key} on the target");
+        return;
+    }
+    let mut fields: BTreeMap<String, Vec<u8>> =
+        redis::cmd("HGETALL").arg(&key).query(on_target).unwrap();
+    assert_eq!(
+        fields.remove("").as_deref(),
+        Some(record),
+        "{token}: the record"
+    );
+    let payloads: BTreeMap<String, String> = fields
+        .into_iter()
+        .map(|(name, data)| (name, String::from_utf8(data).unwrap()))
+        .collect();
+    assert_eq!(payloads, session.payloads, "{token}: payloads");
+    let (earliest, latest) = session.expiry_window;
+    let at = pexpiretime(on_target, &key);
+    assert!(
+        at >= earliest && at <= latest + MIGRATE_SHIFT_MS,
+        "{key}: PEXPIRETIME {at}, expected within [{earliest}, {latest}] (+ {MIGRATE_SHIFT_MS} for MIGRATE)"
+    );
 }
 
 /// ASKING, then `args`, on one plain connection: what a client sends to the
