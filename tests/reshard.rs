@@ -989,6 +989,246 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
     );
 }
 
+/// The test above for v2 sessions (SPEC 5.2): one key each, so a session
+/// is either all here or not at all. While the slot is imported, every
+/// command under ASKING for a session whose key has not arrived is
+/// TRYAGAIN and writes nothing; once MIGRATE has moved that one key, the
+/// importing node serves the session. Meanwhile a v2 START on the source
+/// never picks the slot it is migrating (SPEC 5.2, slot choice).
+#[test]
+fn a_slot_moved_by_hand_answers_try_again_until_each_v2_session_has_arrived() {
+    const STARTS: usize = 20;
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target, third) = (masters[0], masters[1], masters[2]);
+    let mut on_source = source.connection();
+    let mut on_target = target.connection();
+    let mut on_third = third.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut on_target));
+    let third_id = node_id(&mut on_third);
+
+    // The source keeps two slots, `slot`, which moves, and `kept`; its
+    // other (empty) slots go to the third master. A v2 START takes a
+    // random slot its node serves, so about half land in `slot`.
+    let slots = slots_of(&mut on_source, &source_id);
+    let (slot, kept) = (slots[0], slots[1]);
+    for con in [&mut on_third, &mut on_source, &mut on_target] {
+        let mut pipe = redis::pipe();
+        for s in &slots[2..] {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*s)
+                .arg("NODE")
+                .arg(&third_id)
+                .ignore();
+        }
+        pipe.query::<()>(con).unwrap();
+    }
+    set_token_version(&mut on_source, 2);
+    let mut tokens = Vec::new();
+    for _ in 0..200 {
+        let token = start(&mut on_source, KEY, 3600);
+        let at = keyslot(&mut on_source, token.as_bytes());
+        assert!(at == slot || at == kept, "{token} in slot {at}");
+        if at == slot {
+            tokens.push(token);
+        }
+        if tokens.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(tokens.len(), 4, "no four sessions in slot {slot}");
+    // x moves first, y (no payloads) second, z last; e ends before the move.
+    let [x, y, z, e] = [0, 1, 2, 3].map(|i| tokens[i].as_str());
+    for (token, data) in [(x, "alice-x"), (z, "alice-z")] {
+        ok_bytes(
+            &mut on_source,
+            &["SESSIONGATE.PMSET", KEY, token, "user", data, "cart", "3"],
+        );
+    }
+    ok_bytes(&mut on_source, &["SESSIONGATE.END", KEY, e]);
+    let mut before = BTreeMap::new();
+    for token in [x, y, z] {
+        let key = v2_key_of(token);
+        let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query(&mut on_source)
+            .unwrap();
+        before.insert(key.clone(), (fields, pexpiretime(&mut on_source, &key)));
+    }
+    assert_eq!(keys_in(&mut on_source, slot), 3);
+
+    let setslot = |con: &mut Connection, state: &str, id: &str| {
+        let reply = call(con, &["CLUSTER", "SETSLOT", &slot.to_string(), state, id]);
+        assert_eq!(reply, Ok(Value::Okay), "SETSLOT {state}");
+    };
+    setslot(&mut on_target, "IMPORTING", &source_id);
+    setslot(&mut on_source, "MIGRATING", &target_id);
+    let ask = format!("ASK {slot} 127.0.0.1:{}", target.port);
+
+    // Nothing has moved: the source sends every command on to the target,
+    // which takes it only under ASKING and cannot serve any session yet.
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(ask.clone())
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", source.port))
+    );
+    for token in [x, y, z, e] {
+        all_try_again(&mut on_target, token, slot);
+    }
+    // The checks before step 8 still come first; step 8 is the TRYAGAIN.
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PGET", "other-key", x, "user"]
+        ),
+        Err(FORGED_SIGNATURE.into())
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.EXPIRE", KEY, x, "-1"]),
+        Err(BAD_TTL.into())
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x, ""]),
+        Err(TRY_AGAIN.into())
+    );
+
+    // A v2 START on the source picks a random slot of its view, which
+    // still lists the migrating slot; creating a key there is refused, so
+    // it drops that slot and takes `kept` instead, with another id.
+    let mut drawn = 0;
+    for _ in 0..STARTS {
+        let drawn_before = ids_drawn(&mut on_source);
+        let token = start(&mut on_source, KEY, 600);
+        assert_eq!(keyslot(&mut on_source, token.as_bytes()), kept, "{token}");
+        let this = ids_drawn(&mut on_source) - drawn_before;
+        assert!((1..=2).contains(&this), "{token}: {this} ids drawn");
+        drawn += this;
+    }
+    eprintln!("{STARTS} v2 STARTs beside a migrating slot drew {drawn} ids");
+    // Each START picked the migrating slot first with odds of one half.
+    assert!(drawn > STARTS as u64, "no START met the migrating slot");
+    assert_eq!(
+        keys_in(&mut on_source, slot),
+        3,
+        "a START wrote in the slot"
+    );
+
+    // x has moved: the target serves it, reads and writes.
+    migrate(&mut on_source, target, &[v2_key_of(x)]);
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Ok(bulk("alice-x"))
+    );
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PMGET", KEY, x, "user", "none"]
+        ),
+        Ok(Value::Array(vec![bulk("alice-x"), Value::Nil]))
+    );
+    assert_eq!(
+        asking(
+            &mut on_target,
+            &["SESSIONGATE.PSET", KEY, x, "user", "alice-x2"]
+        ),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGETALL", KEY, x]),
+        Ok(Value::Array(vec![
+            bulk("cart"),
+            bulk("3"),
+            bulk("user"),
+            bulk("alice-x2")
+        ]))
+    );
+    assert!(
+        matches!(asking(&mut on_target, &["SESSIONGATE.TTL", KEY, x]), Ok(Value::Int(t)) if t > 3000),
+        "x's TTL"
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(ask.clone())
+    );
+    for token in [y, z, e] {
+        all_try_again(&mut on_target, token, slot);
+    }
+
+    // y and z move; MIGRATE finds no key of the same name on the target
+    // (a TRYAGAIN wrote none).
+    migrate(&mut on_source, target, &[v2_key_of(y)]);
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGETALL", KEY, y]),
+        Ok(Value::Array(vec![]))
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, y, "user"]),
+        Err(NO_PAYLOAD.into())
+    );
+    all_try_again(&mut on_target, z, slot);
+    migrate(&mut on_source, target, &[v2_key_of(z)]);
+    assert_eq!(keys_in(&mut on_source, slot), 0);
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, z, "user"]),
+        Ok(bulk("alice-z"))
+    );
+    // Still importing: e's key may yet be on its way, as far as the
+    // target can tell.
+    all_try_again(&mut on_target, e, slot);
+
+    // The slot is the target's: every session is served, plainly.
+    setslot(&mut on_target, "NODE", &target_id);
+    setslot(&mut on_source, "NODE", &target_id);
+    setslot(&mut on_third, "NODE", &target_id);
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Ok(bulk("alice-x2"))
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, z, "user"]),
+        Ok(bulk("alice-z"))
+    );
+    assert_eq!(
+        call(
+            &mut on_target,
+            &["SESSIONGATE.PSET", KEY, y, "user", "alice-y"]
+        ),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGET", KEY, e, "user"]),
+        Err(NO_SESSION.into())
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.PGET", KEY, x, "user"]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", target.port))
+    );
+    // Each key arrived whole: its record (field "") as it left, and its
+    // expiry, shifted by no more than the move took.
+    for (key, (fields, at)) in &before {
+        let record: Vec<u8> = redis::cmd("HGET")
+            .arg(key)
+            .arg("")
+            .query(&mut on_target)
+            .unwrap();
+        assert_eq!(Some(&record), fields.get(""), "{key}: the record");
+        let moved_to = pexpiretime(&mut on_target, key);
+        assert!(
+            moved_to >= *at && moved_to - at <= MIGRATE_SHIFT_MS,
+            "{key}: {at} -> {moved_to}"
+        );
+    }
+    // The source no longer serves the slot: its STARTs all go to `kept`.
+    for _ in 0..STARTS {
+        let token = start(&mut on_source, KEY, 600);
+        assert_eq!(keyslot(&mut on_source, token.as_bytes()), kept, "{token}");
+    }
+}
+
 /// A master whose one slot is being migrated serves no slot a session can
 /// be started in: START, v1 or v2, says so at once (SPEC 4, START; 5.2,
 /// slot choice) and writes nothing. The slot still shows as the master's in
