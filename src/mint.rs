@@ -32,9 +32,7 @@ pub fn mint(
                     continue;
                 }
                 let claim = store::claim_v1(ctx, &minted, expires_at);
-                // The whole v1 token is its keys' hash tag.
-                let slot = token::slot_of(&minted);
-                (token::minted_v1(&minted), claim, slot)
+                (token::minted_v1(&minted), claim, None)
             }
             Version::V2 => {
                 let slot = served
@@ -46,13 +44,15 @@ pub fn mint(
                 let record = Record::new(&binding, now);
                 let claim = store::claim_v2(ctx, tag, &id, &record, expires_at);
                 // Not slot_of the whole v2 token: its hash tag is `tag`.
-                (v2::format(tag, &id, &signature), claim, slot)
+                (v2::format(tag, &id, &signature), claim, Some(slot))
             }
         };
         match claim {
             Claim::Created => return Ok(minted),
             Claim::Taken => {}
             Claim::NotServedHere => {
+                // The whole v1 token is its keys' hash tag.
+                let slot = slot.unwrap_or_else(|| token::slot_of(&minted));
                 if !served.proved_stale(ctx, slot, now) {
                     return Err(Rejection::NoServedSlot);
                 }
