@@ -603,10 +603,8 @@ fn payload_names_never_collide_with_the_record() {
         "no payloads at all, the record not counted"
     );
     assert_eq!(hgetall(&mut con, &key).len(), 1);
-    assert_eq!(
-        call(&mut con, &["SESSIONGATE.TTL", KEY, &token]),
-        Ok(Value::Int(100))
-    );
+    let ttl = call(&mut con, &["SESSIONGATE.TTL", KEY, &token]);
+    assert!(matches!(ttl, Ok(Value::Int(90..=100))), "{ttl:?}");
 }
 
 #[test]
@@ -694,7 +692,7 @@ fn v1_and_v2_sessions_answer_every_command_alike() {
         (&["PDEL", "a"], Ok(Value::Okay)),
         (&["PDEL", "never-set"], Ok(Value::Okay)),
         (&["PGET", "a"], Err(NO_PAYLOAD.into())),
-        (&["TTL"], Ok(Value::Int(100))),
+        // Right after EXPIRE, so that a slow machine reads the same.
         (&["EXPIRE", "50"], Ok(Value::Okay)),
         (&["TTL"], Ok(Value::Int(50))),
         (&["PDEL", "n"], Ok(Value::Okay)),
