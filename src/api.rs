@@ -39,6 +39,8 @@ macro_rules! required {
 required!(
     RedisModule_CloseKey,
     RedisModule_CreateCommand,
+    RedisModule_CreateString,
+    RedisModule_FreeString,
     RedisModule_GetAbsExpire,
     RedisModule_GetCommand,
     RedisModule_GetCurrentUserName,
@@ -51,7 +53,9 @@ required!(
     RedisModule_OpenKey,
     RedisModule_RedactClientCommandArgument,
     RedisModule_Replicate,
+    RedisModule_RegisterBoolConfig,
     RedisModule_RegisterNumericConfig,
+    RedisModule_RegisterStringConfig,
     RedisModule_ReplyWithArray,
     RedisModule_ReplyWithError,
     RedisModule_ReplyWithLongLong,

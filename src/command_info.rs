@@ -17,13 +17,16 @@ use std::ptr;
 /// The ACL category every command joins where the server allows it, so
 /// that `ACL SETUSER app on >pw ~* +@sessiongate` grants exactly them.
 const CATEGORY: &CStr = c"sessiongate";
-/// The module version that first had each command (docs/commands.md).
-const SINCE: &CStr = c"0.1.0";
+/// The module versions that first had each command (docs/commands.md).
+const SINCE_0_1_0: &CStr = c"0.1.0";
+const SINCE_0_2_0: &CStr = c"0.2.0";
 
 /// One command's documentation.
 pub struct Doc {
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
+    /// The module version that first had the command.
+    pub since: &'static CStr,
     pub args: &'static [DocArg],
 }
 
@@ -33,8 +36,11 @@ pub struct DocArg {
     pub kind: ArgKind,
     /// May be given more than once (PMGET's names).
     pub multiple: bool,
-    /// For a group of arguments that repeats together (PMSET's pairs).
+    /// For a group of arguments that repeats together (PMSET's pairs), or
+    /// the choices of a `OneOf`.
     pub group: &'static [DocArg],
+    /// The word a `PureToken` argument is.
+    pub token: Option<&'static CStr>,
 }
 
 #[derive(Clone, Copy)]
@@ -45,6 +51,10 @@ pub enum ArgKind {
     Key,
     /// A group of arguments, `group`.
     Block,
+    /// Exactly one of `group` (KEYRING's subcommand).
+    OneOf,
+    /// A fixed word, `token`.
+    PureToken,
 }
 
 const fn arg(name: &'static CStr, kind: ArgKind) -> DocArg {
@@ -53,6 +63,7 @@ const fn arg(name: &'static CStr, kind: ArgKind) -> DocArg {
         kind,
         multiple: false,
         group: &[],
+        token: None,
     }
 }
 
@@ -69,6 +80,19 @@ const PAYLOADS: DocArg = DocArg {
     multiple: true,
     group: &[PAYLOAD_NAME, PAYLOAD_DATA],
     ..arg(c"payload", ArgKind::Block)
+};
+const KEYRING_SUBCOMMAND: DocArg = DocArg {
+    group: &[
+        DocArg {
+            token: Some(c"LIST"),
+            ..arg(c"list", ArgKind::PureToken)
+        },
+        DocArg {
+            token: Some(c"RELOAD"),
+            ..arg(c"reload", ArgKind::PureToken)
+        },
+    ],
+    ..arg(c"subcommand", ArgKind::OneOf)
 };
 
 /// The optional API function `$name`: `None` on a server without it.
@@ -120,10 +144,17 @@ fn add_category(ctx: &Context) -> bool {
     added
 }
 
-/// The ACL categories for a command with these flags.
+/// The ACL categories for a command with these flags. An `admin` command
+/// (KEYRING) is `@admin @dangerous`, as Redis' own admin commands are, and
+/// stays out of the module's category: `+@sessiongate`, the README's grant
+/// for an application user, must not let it reload the keyring
+/// (docs/configuration.md#acl-categories).
 fn categories(flags: &CStr, own_category: bool) -> CString {
     let flags = flags.to_bytes();
     let has = |word: &[u8]| flags.split(|b| *b == b' ').any(|w| w == word);
+    if has(b"admin") {
+        return CString::from(c"admin dangerous");
+    }
     let mut categories = String::from(if has(b"readonly") { "read" } else { "write" });
     if has(b"fast") {
         categories.push_str(" fast");
@@ -149,7 +180,7 @@ fn set_doc(command: *mut raw::RedisModuleCommand, doc: &Doc) -> bool {
         version: &version,
         summary: doc.summary.as_ptr(),
         complexity: doc.complexity.as_ptr(),
-        since: SINCE.as_ptr(),
+        since: doc.since.as_ptr(),
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: 0,
@@ -193,12 +224,20 @@ fn raw_args(
                     raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
                     -1,
                 ),
+                ArgKind::OneOf => (
+                    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
+                    -1,
+                ),
+                ArgKind::PureToken => (
+                    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+                    -1,
+                ),
             };
             raw::RedisModuleCommandArg {
                 name: arg.name.as_ptr(),
                 type_,
                 key_spec_index,
-                token: ptr::null(),
+                token: arg.token.map_or(ptr::null(), CStr::as_ptr),
                 summary: ptr::null(),
                 since: ptr::null(),
                 flags: if arg.multiple {
@@ -227,52 +266,68 @@ pub mod docs {
     pub const START: Doc = Doc {
         summary: c"Starts a session that lives ttl seconds and returns its signed token.",
         complexity: O1,
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TTL_ARG],
     };
     pub const EXPIRE: Doc = Doc {
         summary: c"Gives a session and its payloads a new ttl in seconds; 0 ends it.",
         complexity: O1,
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, TTL_ARG],
     };
     pub const PSET: Doc = Doc {
         summary: c"Sets one payload of a session.",
         complexity: c"O(1) plus the size of the data",
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOAD_NAME, PAYLOAD_DATA],
     };
     pub const PGET: Doc = Doc {
         summary: c"Returns one payload of a session.",
         complexity: c"O(1) plus the size of the data",
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOAD_NAME],
     };
     pub const PDEL: Doc = Doc {
         summary: c"Deletes one payload of a session.",
         complexity: O1,
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOAD_NAME],
     };
     pub const END: Doc = Doc {
         summary: c"Ends a session and deletes its payloads.",
         complexity: O1,
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN],
     };
     pub const TTL: Doc = Doc {
         summary: c"Returns the seconds a session has left.",
         complexity: O1,
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN],
     };
     pub const PGETALL: Doc = Doc {
         summary: c"Returns every payload of a session, by name.",
         complexity: c"O(N) where N is the number of payloads",
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN],
     };
     pub const PMGET: Doc = Doc {
         summary: c"Returns several payloads of a session, nil for those it lacks.",
         complexity: c"O(N) where N is the number of names",
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOAD_NAMES],
     };
     pub const PMSET: Doc = Doc {
         summary: c"Sets several payloads of a session, all or none.",
         complexity: c"O(N) where N is the number of payloads given",
+        since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOADS],
+    };
+    pub const KEYRING: Doc = Doc {
+        summary: c"LIST shows each ring's secrets as state and fingerprint; RELOAD re-reads the keyring file, all or nothing.",
+        complexity: c"O(N) where N is the number of secrets in the keyring",
+        since: SINCE_0_2_0,
+        args: &[KEYRING_SUBCOMMAND],
     };
 }
 
@@ -294,5 +349,6 @@ mod tests {
             categories(c"write deny-oom", true).as_bytes(),
             b"write sessiongate"
         );
+        assert_eq!(categories(c"admin", true).as_bytes(), b"admin dangerous");
     }
 }

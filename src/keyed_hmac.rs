@@ -66,6 +66,26 @@ impl KeyedStates {
         }
         mac
     }
+
+    /// Drops every entry, its key copy overwritten first: after a keyring
+    /// swap no removed secret stays in this cache.
+    fn clear(&mut self) {
+        for entry in &mut self.entries {
+            wipe(&mut entry.key);
+        }
+        self.entries.clear();
+        self.next_replaced = 0;
+    }
+}
+
+/// Overwrites `bytes` with zeros in a way the compiler may not drop as a
+/// dead store, though the memory is freed right after.
+pub fn wipe(bytes: &mut [u8]) {
+    for byte in bytes.iter_mut() {
+        // SAFETY: a valid, aligned, exclusive reference to one byte.
+        unsafe { std::ptr::write_volatile(byte, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 thread_local! {
@@ -75,6 +95,14 @@ thread_local! {
 /// An HMAC-SHA256 state keyed with `key`, ready for the message.
 pub fn keyed(key: &[u8]) -> HmacSha256 {
     KEYED.with(|states| states.borrow_mut().keyed(key))
+}
+
+/// Empties the cache of the calling thread. Every command runs on Redis'
+/// main thread, and so does a keyring swap, which calls this
+/// (docs/keyrings.md#reload): the one cache that commands fill is the one
+/// emptied.
+pub fn forget_all() {
+    KEYED.with(|states| states.borrow_mut().clear());
 }
 
 fn new_keyed(key: &[u8]) -> HmacSha256 {
@@ -149,6 +177,28 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, tag(states.keyed(b"secret"), b"id"));
+    }
+
+    #[test]
+    fn forget_all_empties_the_cache_and_it_fills_again() {
+        keyed(b"a secret of a removed ring");
+        KEYED.with(|states| assert!(!states.borrow().entries.is_empty()));
+        forget_all();
+        KEYED.with(|states| {
+            let states = states.borrow();
+            assert!(states.entries.is_empty());
+            assert_eq!(states.next_replaced, 0);
+        });
+        let mac = keyed(b"another key");
+        assert_eq!(tag(mac, b"id"), tag(new_keyed(b"another key"), b"id"));
+        KEYED.with(|states| assert_eq!(states.borrow().entries.len(), 1));
+    }
+
+    #[test]
+    fn wipe_zeroes_every_byte() {
+        let mut bytes = *b"secret bytes";
+        wipe(&mut bytes);
+        assert_eq!(bytes, [0; 12]);
     }
 
     #[test]

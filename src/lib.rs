@@ -14,6 +14,7 @@ mod key;
 mod keyed_hmac;
 pub mod keyref;
 mod keyring;
+mod keyring_command;
 pub mod keyring_file;
 mod mint;
 mod reply;
@@ -86,11 +87,18 @@ extern "C" fn pmset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
     entry::dispatch(ctx, argv, argc, commands::pmset)
 }
 
+/// SESSIONGATE.KEYRING <LIST | RELOAD>
+extern "C" fn keyring(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, keyring_command::run)
+}
+
 // Key positions: the token (argument 2) is each session command's one key,
 // so Redis Cluster routes by it (docs/cluster.md#routing); START has none.
 // ACL categories follow from the flags, where the server has them
-// (command_info.rs), so that the module loads on Redis 7.0.
-const COMMANDS: [Command; 10] = [
+// (command_info.rs), so that the module loads on Redis 7.0. KEYRING acts
+// on this node's keyring, not on the keyspace: no key, and `admin`, so that
+// only an operator's ACL user may run it (docs/keyrings.md#keyring-list).
+const COMMANDS: [Command; 11] = [
     command(
         c"sessiongate.start",
         start,
@@ -143,6 +151,13 @@ const COMMANDS: [Command; 10] = [
         TOKEN,
         &docs::PMSET,
     ),
+    command(
+        c"sessiongate.keyring",
+        keyring,
+        c"admin",
+        KEYLESS,
+        &docs::KEYRING,
+    ),
 ];
 const TOKEN: (c_int, c_int, c_int) = (2, 2, 1);
 const KEYLESS: (c_int, c_int, c_int) = (0, 0, 0);
@@ -176,6 +191,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     if let Err(problem) = config::register(ctx, args) {
+        config::release();
+        // RedisModule_Log reads the message as a printf format, and the
+        // problem may quote an argument: `%` must not reach it as is.
+        let problem = problem.replace('%', "%%");
         ctx.log_warning(&format!("sessiongate cannot load: {problem}"));
         return Status::Err;
     }
@@ -184,6 +203,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 }
 
 fn deinit(_ctx: &Context) -> Status {
+    config::release();
     entry::stop_logging_panics();
     Status::Ok
 }

@@ -25,14 +25,14 @@ pub fn mint(
     while served.next_draw() {
         let id = token::random_id(&mut rng);
         stats::IDS_DRAWN.incr();
-        let (minted, claim) = match version {
+        let (minted, claim, slot) = match version {
             Version::V1 => {
                 let minted = token::format(&id, &token::sign(secret, &id));
                 if !served.includes(&minted) {
                     continue;
                 }
                 let claim = store::claim_v1(ctx, &minted, expires_at);
-                (token::minted_v1(&minted), claim)
+                (token::minted_v1(&minted), claim, None)
             }
             Version::V2 => {
                 let slot = served
@@ -43,15 +43,17 @@ pub fn mint(
                 let binding = first_half(&signature);
                 let record = Record::new(&binding, now);
                 let claim = store::claim_v2(ctx, tag, &id, &record, expires_at);
-                (v2::format(tag, &id, &signature), claim)
+                // Not slot_of the whole v2 token: its hash tag is `tag`.
+                (v2::format(tag, &id, &signature), claim, Some(slot))
             }
         };
         match claim {
             Claim::Created => return Ok(minted),
             Claim::Taken => {}
             Claim::NotServedHere => {
-                // Either version's token hashes to its session's slot.
-                if !served.proved_stale(ctx, token::slot_of(&minted), now) {
+                // The whole v1 token is its keys' hash tag.
+                let slot = slot.unwrap_or_else(|| token::slot_of(&minted));
+                if !served.proved_stale(ctx, slot, now) {
                     return Err(Rejection::NoServedSlot);
                 }
             }

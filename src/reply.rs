@@ -6,6 +6,7 @@ use crate::api::api;
 use crate::error::Rejection;
 use crate::token::Minted;
 use redis_module::{raw, Context, RedisString};
+use std::ffi::CString;
 use std::os::raw::{c_int, c_long};
 
 /// What a command callback hands back: an answer, or the error to send.
@@ -24,6 +25,19 @@ pub enum Answer {
     /// Every payload, sorted by name: a map under RESP3, which Redis sends
     /// as a flat name/data array under RESP2 (PGETALL).
     Payloads(Vec<NameAndData>),
+    /// An error whose text is made at run time (KEYRING RELOAD's, which
+    /// names a line of the keyring file), sent as it is, code included.
+    Error(CString),
+    /// KEYRING LIST (docs/keyrings.md#keyring-list): an array with one
+    /// `[name, [[state, fingerprint], …]]` per ring, in both protocols.
+    Rings(Vec<RingListing>),
+}
+
+/// One ring as KEYRING LIST shows it: its name, and each secret's state and
+/// fingerprint, primary first.
+pub struct RingListing {
+    pub name: String,
+    pub secrets: Vec<(&'static str, String)>,
 }
 
 /// Writes the reply; returns what a command callback returns to Redis.
@@ -53,6 +67,21 @@ pub fn send(ctx: &Context, reply: Reply) -> c_int {
                 for (name, data) in &payloads {
                     bytes(ctx, name);
                     bytes(ctx, data);
+                }
+                raw::REDISMODULE_OK as c_int
+            }
+            Ok(Answer::Error(message)) => api!(RedisModule_ReplyWithError)(ctx, message.as_ptr()),
+            Ok(Answer::Rings(rings)) => {
+                api!(RedisModule_ReplyWithArray)(ctx, rings.len() as c_long);
+                for ring in &rings {
+                    api!(RedisModule_ReplyWithArray)(ctx, 2);
+                    bytes(ctx, ring.name.as_bytes());
+                    api!(RedisModule_ReplyWithArray)(ctx, ring.secrets.len() as c_long);
+                    for (state, fingerprint) in &ring.secrets {
+                        api!(RedisModule_ReplyWithArray)(ctx, 2);
+                        bytes(ctx, state.as_bytes());
+                        bytes(ctx, fingerprint.as_bytes());
+                    }
                 }
                 raw::REDISMODULE_OK as c_int
             }

@@ -9,6 +9,7 @@ use common::errors::*;
 use common::*;
 use redis::cluster::ClusterConnection;
 use redis::Connection;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const KEY: &str = "cluster-sign-key";
@@ -356,5 +357,370 @@ fn sessions_survive_the_failover_of_their_master() {
     for _ in 0..20 {
         let minted = start(&mut on_promoted, KEY, 100);
         assert_served_by(promoted, &minted);
+    }
+}
+
+/// STARTs `n` sessions on `con` in one pipeline (ttl 600), the tokens.
+fn start_many(con: &mut Connection, n: usize) -> Vec<String> {
+    let mut pipe = redis::pipe();
+    for _ in 0..n {
+        pipe.cmd("SESSIONGATE.START").arg(KEY).arg(600);
+    }
+    pipe.query(con).unwrap()
+}
+
+/// For each of `keys`, its `CLUSTER KEYSLOT` on `con`, in one pipeline.
+fn keyslots(con: &mut Connection, keys: &[String]) -> Vec<u16> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(key);
+    }
+    pipe.query(con).unwrap()
+}
+
+/// SPEC 5.2, slot choice: a v2 START takes the tag of a random slot its
+/// master serves, so it draws one id per session, where v1 draws until the
+/// HMAC lands in a served slot (about three draws for a third of the slots).
+#[test]
+fn v2_start_on_each_master_mints_in_a_slot_it_serves_with_one_draw_each() {
+    const N: usize = 300;
+    let cluster = Cluster::start_with_module_args(3, 0, &["token-version", "2"]);
+    let mut figures = Vec::new();
+    for (version, prefix) in [(2, "v2."), (1, "v1.")] {
+        for master in cluster.masters() {
+            let mut con = master.connection();
+            if version == 1 {
+                set_token_version(&mut con, 1);
+            }
+            let me = node_id(&mut con);
+            let served = served_slots(&mut con, &me);
+            let before = ids_drawn(&mut con);
+            let tokens = start_many(&mut con, N);
+            let drawn = ids_drawn(&mut con) - before;
+            figures.push(format!(
+                "v{version} port {}: {drawn} ids for {N} STARTs",
+                master.port
+            ));
+
+            let slots = keyslots(&mut con, &tokens);
+            let keys: Vec<String> = match version {
+                2 => tokens.iter().map(|t| v2_key_of(t)).collect(),
+                _ => tokens.iter().map(|t| signature_key_of(t)).collect(),
+            };
+            assert_eq!(
+                keyslots(&mut con, &keys),
+                slots,
+                "a session key outside its token's slot"
+            );
+            // EXISTS on the master itself: a slot it does not serve is MOVED.
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("EXISTS").arg(key);
+            }
+            let exist: Vec<i64> = pipe.query(&mut con).unwrap();
+            assert!(
+                exist.iter().all(|e| *e == 1),
+                "a session missing on its master"
+            );
+            for (token, slot) in tokens.iter().zip(&slots) {
+                assert!(token.starts_with(prefix), "{token}");
+                assert!(
+                    served.contains(slot),
+                    "{token}: slot {slot} is not this master's"
+                );
+                if let Some(v2) = v2_parts(token) {
+                    assert_eq!(hmac_hex(KEY.as_bytes(), v2.signed.as_bytes()), v2.signature);
+                    let tag_slot = keyslot(&mut con, v2.tag.as_bytes());
+                    assert_eq!(tag_slot, *slot, "{token}: the tag's slot");
+                }
+            }
+            match version {
+                2 => assert_eq!(drawn, N as u64, "v2 drew ids beyond one per START"),
+                _ => assert!(
+                    drawn as f64 > 1.5 * N as f64,
+                    "v1 drew only {drawn} ids for {N} STARTs on a master of a third of the slots"
+                ),
+            }
+        }
+    }
+    eprintln!("ids drawn: {}", figures.join("; "));
+}
+
+/// The MOVED and ASK replies of every master so far (INFO errorstats).
+fn redirections(masters: &[&Server]) -> (u64, u64) {
+    masters.iter().fold((0, 0), |(moved, ask), m| {
+        let mut con = m.connection();
+        (
+            moved + error_stat(&mut con, "MOVED"),
+            ask + error_stat(&mut con, "ASK"),
+        )
+    })
+}
+
+/// Every command of a session's life after START, in order, each with the
+/// reply it must get (START was given a ttl of 600).
+fn session_life(token: &str) -> Vec<(Vec<&str>, Result<Value, String>)> {
+    let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+    vec![
+        (vec!["SESSIONGATE.TTL", KEY, token], Ok(Value::Int(600))),
+        (
+            vec!["SESSIONGATE.PSET", KEY, token, "user", "alice"],
+            Ok(Value::Okay),
+        ),
+        (
+            vec!["SESSIONGATE.PMSET", KEY, token, "a", "1", "b", "2"],
+            Ok(Value::Okay),
+        ),
+        (
+            vec!["SESSIONGATE.PGET", KEY, token, "user"],
+            Ok(bulk("alice")),
+        ),
+        (
+            vec!["SESSIONGATE.PMGET", KEY, token, "a", "b", "none"],
+            Ok(Value::Array(vec![bulk("1"), bulk("2"), Value::Nil])),
+        ),
+        (
+            vec!["SESSIONGATE.PGETALL", KEY, token],
+            Ok(Value::Array(
+                ["a", "1", "b", "2", "user", "alice"].map(bulk).to_vec(),
+            )),
+        ),
+        (
+            vec!["SESSIONGATE.EXPIRE", KEY, token, "900"],
+            Ok(Value::Okay),
+        ),
+        (vec!["SESSIONGATE.TTL", KEY, token], Ok(Value::Int(900))),
+        (vec!["SESSIONGATE.PDEL", KEY, token, "a"], Ok(Value::Okay)),
+        (
+            vec!["SESSIONGATE.PGET", KEY, token, "a"],
+            Err(NO_PAYLOAD.into()),
+        ),
+    ]
+}
+
+/// Asserts that `got` is `want`, the reply to `args`; a TTL may be a
+/// second less than wanted on a slow machine.
+fn assert_reply(args: &[&str], got: Result<Value, String>, want: &Result<Value, String>) {
+    if let (Ok(Value::Int(got)), Ok(Value::Int(want)), "SESSIONGATE.TTL") = (&got, want, args[0]) {
+        assert!(
+            (want - 1..=*want).contains(got),
+            "{args:?}: {got}, want {want}"
+        );
+        return;
+    }
+    assert_eq!(&got, want, "{args:?}");
+}
+
+/// SPEC 5.2: the token contains `{<tag>}`, so a client that routes by the
+/// declared key (argument 2) sends every command of a v2 session to the
+/// master that minted it: through the cluster client no node replies MOVED
+/// (Redis counts its redirections in INFO errorstats), and a plain
+/// connection to the master of the token's slot gets no error. The session
+/// is one key in that slot.
+#[test]
+fn v2_sessions_are_routed_by_their_token_with_no_moved() {
+    const PER_MASTER: usize = 4;
+    let cluster = Cluster::start_with_module_args(3, 0, &["token-version", "2"]);
+    let masters = cluster.masters();
+    let mut client = cluster.client();
+    // The client learns the slots first (its first command may meet a
+    // redirection of its own), then the counts start.
+    assert_eq!(
+        on_node(&mut client, masters[0].port, &["PING"]),
+        Ok(Value::SimpleString("PONG".into()))
+    );
+    let before = redirections(&masters);
+    let mut live: BTreeMap<u16, i64> = BTreeMap::new();
+    for master in &masters {
+        let mut con = master.connection();
+        let me = node_id(&mut con);
+        for i in 0..PER_MASTER {
+            // START declares no key: the client sends it where it is told.
+            let token = match on_node(&mut client, master.port, &["SESSIONGATE.START", KEY, "600"])
+            {
+                Ok(Value::BulkString(token)) => String::from_utf8(token).unwrap(),
+                other => panic!("START on port {}: {other:?}", master.port),
+            };
+            assert!(v2_parts(&token).is_some(), "{token}");
+            let slot = keyslot(&mut con, token.as_bytes());
+            assert_eq!(
+                owner_of(&mut con, slot),
+                me,
+                "{token}: minted for another master"
+            );
+            assert_eq!(keyslot(&mut con, v2_key_of(&token).as_bytes()), slot);
+            *live.entry(slot).or_default() += 1;
+            // Half the sessions through the cluster client, half on a plain
+            // connection to the master of the slot, which would reply MOVED
+            // to a command it does not serve.
+            for (args, want) in session_life(&token) {
+                let got = if i % 2 == 0 {
+                    by_token(&mut client, &token, &args)
+                } else {
+                    call(&mut con, &args)
+                };
+                assert_reply(&args, got, &want);
+            }
+            // One key per session: the slot holds this test's live sessions.
+            assert_eq!(keys_in(&mut con, slot), live[&slot], "slot {slot}");
+            let fields: i64 = redis::cmd("HLEN")
+                .arg(v2_key_of(&token))
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(fields, 3, "the record, user and b");
+            if i < PER_MASTER / 2 {
+                let end = ["SESSIONGATE.END", KEY, &token];
+                let got = if i % 2 == 0 {
+                    by_token(&mut client, &token, &end)
+                } else {
+                    call(&mut con, &end)
+                };
+                assert_eq!(got, Ok(Value::Okay));
+                *live.entry(slot).or_default() -= 1;
+                assert_eq!(
+                    keys_in(&mut con, slot),
+                    live[&slot],
+                    "slot {slot} after END"
+                );
+                assert_eq!(
+                    by_token(
+                        &mut client,
+                        &token,
+                        &["SESSIONGATE.PGET", KEY, &token, "user"]
+                    ),
+                    Err(NO_SESSION.into())
+                );
+            }
+        }
+    }
+    assert_eq!(redirections(&masters), before, "(MOVED, ASK) replies");
+
+    // The count does see a redirection: a plain connection to another
+    // master gets MOVED, and its errorstats count it.
+    let token = start(&mut masters[0].connection(), KEY, 600);
+    let mut elsewhere = masters[1].connection();
+    let moved = err(&mut elsewhere, &["SESSIONGATE.PGET", KEY, &token, "user"]);
+    assert!(moved.starts_with("MOVED "), "{moved}");
+    let (moved_after, _) = redirections(&masters);
+    assert_eq!(moved_after, before.0 + 1, "the MOVED was counted");
+}
+
+/// SPEC 5.2: v1 and v2 sessions live side by side in one cluster, each
+/// through every command: a v1 session keeps its two keys named with the
+/// whole token as hash tag (Part 4), a v2 session is one hash named with
+/// the token's tag, and both sit in the token's slot on the master that
+/// minted them. The v2 key holds no usable token.
+#[test]
+fn v1_and_v2_sessions_side_by_side() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let mut client = cluster.client();
+    let mut sessions = Vec::new();
+    for master in &masters {
+        let mut con = master.connection();
+        let v1 = start(&mut con, KEY, 600);
+        set_token_version(&mut con, 2);
+        let v2 = start(&mut con, KEY, 600);
+        set_token_version(&mut con, 1);
+        assert!(v1.starts_with("v1.") && v2.starts_with("v2."), "{v1} {v2}");
+        sessions.push((*master, v1, v2));
+    }
+    let count = |con: &mut Connection, slot: u16, all: &[(u16, i64)]| {
+        let want: i64 = all.iter().filter(|(s, _)| *s == slot).map(|(_, n)| n).sum();
+        assert_eq!(keys_in(con, slot), want, "keys in slot {slot}");
+    };
+    for (master, v1, v2) in &sessions {
+        let mut con = master.connection();
+        let me = node_id(&mut con);
+        let (v1_slot, v2_slot) = (
+            keyslot(&mut con, v1.as_bytes()),
+            keyslot(&mut con, v2.as_bytes()),
+        );
+        let parts = v2_parts(v2).unwrap();
+        let v2_key = v2_key_of(v2);
+        assert_eq!(keyslot(&mut con, v2_key.as_bytes()), v2_slot, "{v2_key}");
+        assert_eq!(
+            keyslot(&mut con, format!("{{{}}}", parts.tag).as_bytes()),
+            v2_slot
+        );
+        for key in [signature_key_of(v1), payloads_key_of(v1)] {
+            assert_eq!(keyslot(&mut con, key.as_bytes()), v1_slot, "{key}");
+        }
+        assert_eq!(owner_of(&mut con, v1_slot), me);
+        assert_eq!(owner_of(&mut con, v2_slot), me);
+
+        // Every command, the two sessions in turn.
+        let (life1, life2) = (session_life(v1), session_life(v2));
+        for (step1, step2) in life1.iter().zip(&life2) {
+            for ((args, want), token) in [(step1, v1), (step2, v2)] {
+                assert_reply(args, by_token(&mut client, token, args), want);
+            }
+        }
+        // v1: a signature key and a payloads key; v2: one hash.
+        let all = [(v1_slot, 2), (v2_slot, 1)];
+        count(&mut con, v1_slot, &all);
+        count(&mut con, v2_slot, &all);
+        let stored: String = redis::cmd("GET")
+            .arg(signature_key_of(v1))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(stored, v1[20..]);
+        let record: Vec<u8> = redis::cmd("HGET")
+            .arg(&v2_key)
+            .arg("")
+            .query(&mut con)
+            .unwrap();
+        let binding = &parts.signature.as_bytes()[..32];
+        let rest = &parts.signature.as_bytes()[32..];
+        assert!(
+            record.windows(32).any(|w| w == binding),
+            "the record holds the binding"
+        );
+        assert!(
+            !record.windows(32).any(|w| w == rest),
+            "the record holds the whole signature"
+        );
+        let payloads: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(payloads_key_of(v1))
+            .query(&mut con)
+            .unwrap();
+        let mut fields: BTreeMap<String, Vec<u8>> =
+            redis::cmd("HGETALL").arg(&v2_key).query(&mut con).unwrap();
+        assert!(fields.remove("").is_some());
+        let want = BTreeMap::from([
+            ("b".to_string(), "2".to_string()),
+            ("user".into(), "alice".into()),
+        ]);
+        assert_eq!(payloads, want);
+        let fields: BTreeMap<String, String> = fields
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(fields, want);
+        let at = pexpiretime(&mut con, &signature_key_of(v1));
+        assert_eq!(pexpiretime(&mut con, &payloads_key_of(v1)), at);
+        assert!(pexpiretime(&mut con, &v2_key) > 0);
+        // No v1-style key for the v2 token.
+        for key in [signature_key_of(v2), payloads_key_of(v2)] {
+            let exists = call(&mut con, &["EXISTS", &key]);
+            assert!(
+                matches!(exists, Ok(Value::Int(0)) | Err(_)),
+                "{key}: {exists:?}"
+            );
+        }
+
+        for token in [v1, v2] {
+            assert_eq!(
+                by_token(&mut client, token, &["SESSIONGATE.END", KEY, token]),
+                Ok(Value::Okay)
+            );
+            assert_eq!(
+                by_token(&mut client, token, &["SESSIONGATE.TTL", KEY, token]),
+                Err(NO_SESSION.into())
+            );
+        }
+        let none = [(v1_slot, 0), (v2_slot, 0)];
+        count(&mut con, v1_slot, &none);
+        count(&mut con, v2_slot, &none);
     }
 }

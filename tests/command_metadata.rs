@@ -9,6 +9,10 @@ use common::*;
 use redis::Connection;
 use std::collections::HashMap;
 
+/// The one admin command: no key, `@admin @dangerous`, and not in
+/// `@sessiongate`, the grant for application users.
+const KEYRING: &str = "sessiongate.keyring";
+
 const READ_ONLY: [&str; 4] = [
     "sessiongate.pget",
     "sessiongate.ttl",
@@ -128,6 +132,40 @@ fn command_docs_describe_every_command() {
     );
 }
 
+#[test]
+fn keyring_is_documented_keyless_and_admin() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let doc = docs(&mut con, KEYRING);
+    assert!(!text(&doc["summary"]).is_empty());
+    assert!(text(&doc["complexity"]).starts_with("O("));
+    assert_eq!(text(&doc["since"]), "0.2.0");
+    assert_eq!(text(&doc["module"]), "sessiongate");
+    assert_eq!(arguments(&doc), ["subcommand:oneof(list reload)"]);
+    let choices: Vec<String> = list(&doc["arguments"])
+        .iter()
+        .flat_map(|arg| list(&pairs(arg)["arguments"]))
+        .map(|choice| {
+            let choice = pairs(&choice);
+            format!("{}:{}", text(&choice["type"]), text(&choice["token"]))
+        })
+        .collect();
+    assert_eq!(choices, ["pure-token:LIST", "pure-token:RELOAD"]);
+
+    let info = list(&call(&mut con, &["COMMAND", "INFO", KEYRING]).expect("COMMAND INFO"));
+    let fields = list(&info[0]);
+    let flags: Vec<String> = list(&fields[2]).iter().map(text).collect();
+    assert!(flags.contains(&"admin".to_string()), "{flags:?}");
+    for absent in ["write", "readonly", "denyoom", "fast"] {
+        assert!(!flags.contains(&absent.to_string()), "{flags:?}");
+    }
+    assert_eq!(fields[3], Value::Int(0), "no key");
+    assert_eq!(
+        call(&mut con, &["COMMAND", "GETKEYS", KEYRING, "LIST"]).map_err(|e| e.contains("no key")),
+        Err(true)
+    );
+}
+
 /// (major, minor) of the server, and whether it is Valkey.
 fn server_version(con: &mut Connection) -> ((u32, u32), bool) {
     let valkey = info_field(con, "server", "server_name").as_deref() == Some("valkey");
@@ -209,9 +247,23 @@ fn acl_categories_where_the_server_has_them() {
             "{command}: {categories:?}"
         );
     }
+    let categories = acl_categories(&mut con, KEYRING);
+    if has_categories {
+        for category in ["@admin", "@dangerous"] {
+            assert!(categories.contains(&category.to_string()), "{categories:?}");
+        }
+        for category in ["@read", "@write", "@fast", "@sessiongate"] {
+            assert!(
+                !categories.contains(&category.to_string()),
+                "{categories:?}"
+            );
+        }
+    } else {
+        assert!(categories.is_empty(), "{categories:?}");
+    }
     if own_category {
         // The README's line for an application user: the module's commands,
-        // and nothing else.
+        // and nothing else: not KEYRING, an operator's command.
         ok_bytes(
             &mut con,
             &[
@@ -238,6 +290,8 @@ fn acl_categories_where_the_server_has_them() {
             b"d"
         );
         let refused = err(&mut app, &["GET", "x"]);
+        assert!(refused.starts_with("NOPERM"), "{refused}");
+        let refused = err(&mut app, &["SESSIONGATE.KEYRING", "RELOAD"]);
         assert!(refused.starts_with("NOPERM"), "{refused}");
     }
 }

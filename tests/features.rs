@@ -507,6 +507,8 @@ fn unknown_missing_or_repeated_load_arguments_keep_the_module_from_loading() {
             &["max-payload-name-len", "5", "max-payload-name-len", "6"][..],
             "'max-payload-name-len' is given twice",
         ),
+        // Quoted in the log, whose API reads a printf format: once a crash.
+        (&["%s%s%s%n", "1"][..], "unknown argument '%s%s%s%n'"),
     ] {
         let log = Server::fails_to_start(args);
         assert!(

@@ -22,8 +22,23 @@ impl Cluster {
 
     /// The same, every node's process started with the `env` variables.
     pub fn start_with_env(masters: usize, replicas: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_nodes(masters, replicas, &[], env)
+    }
+
+    /// The same, the module loaded on every node with `module_args` (say
+    /// `["token-version", "2"]`), as `loadmodule <path> <args>` gives them.
+    pub fn start_with_module_args(masters: usize, replicas: usize, module_args: &[&str]) -> Self {
+        Self::start_nodes(masters, replicas, module_args, &[])
+    }
+
+    fn start_nodes(
+        masters: usize,
+        replicas: usize,
+        module_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let nodes: Vec<Server> = (0..masters * (1 + replicas))
-            .map(|_| start_node_with_env(env))
+            .map(|_| start_node_with(module_args, env))
             .collect();
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -101,24 +116,24 @@ impl Cluster {
 
 /// A server ready to join a cluster.
 pub fn start_node() -> Server {
-    start_node_with_env(&[])
+    start_node_with(&[], &[])
 }
 
-fn start_node_with_env(env: &[(&str, &str)]) -> Server {
-    Server::start_with_env(
-        fresh_dir(),
-        &[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            FREE_PORT,
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "2000",
-        ],
-        env,
-    )
+fn start_node_with(module_args: &[&str], env: &[(&str, &str)]) -> Server {
+    // Words right after the module path, before the next `--` option, are
+    // the module's arguments.
+    let mut extra = module_args.to_vec();
+    extra.extend([
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        FREE_PORT,
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    ]);
+    Server::start_with_env(fresh_dir(), &extra, env)
 }
 
 pub fn role(con: &mut redis::Connection) -> String {
@@ -187,4 +202,140 @@ pub fn routed(cluster: &mut ClusterConnection, slot: u16, args: &[&str]) -> Resu
 /// The absolute expiry of `key`, in Unix milliseconds.
 pub fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
     redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap()
+}
+
+/// Sends a command to the master of the slot that `token`, read as a key,
+/// hashes to: what a client does that routes by the command's declared key
+/// (argument 2, docs/cluster.md). The slot comes from the client library's
+/// own hashing, not from the server.
+pub fn by_token(
+    cluster: &mut ClusterConnection,
+    token: &str,
+    args: &[&str],
+) -> Result<Value, String> {
+    let route = Route::with_key(token, SlotAddr::Master);
+    send_by(cluster, SingleNodeRoutingInfo::SpecificNode(route), args)
+}
+
+/// Sends a command through the cluster client to the node at `port`
+/// (START, which declares no key, to a master chosen by the caller).
+pub fn on_node(cluster: &mut ClusterConnection, port: u16, args: &[&str]) -> Result<Value, String> {
+    let node = SingleNodeRoutingInfo::ByAddress {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    send_by(cluster, node, args)
+}
+
+fn send_by(
+    cluster: &mut ClusterConnection,
+    routing: SingleNodeRoutingInfo,
+    args: &[&str],
+) -> Result<Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    match cluster.route_command(&cmd, RoutingInfo::SingleNode(routing)) {
+        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        Ok(value) => Ok(value),
+        Err(e) => Err(match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("client error: {e}"),
+        }),
+    }
+}
+
+/// The slots `CLUSTER SLOTS` on `con` gives to the master `id`.
+pub fn served_slots(con: &mut Connection, id: &str) -> std::collections::BTreeSet<u16> {
+    let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(con).unwrap();
+    let mut slots = std::collections::BTreeSet::new();
+    for range in ranges {
+        let first: u16 = redis::from_redis_value_ref(&range[0]).unwrap();
+        let last: u16 = redis::from_redis_value_ref(&range[1]).unwrap();
+        let master: Vec<Value> = redis::from_redis_value_ref(&range[2]).unwrap();
+        let master_id: String = redis::from_redis_value_ref(&master[2]).unwrap();
+        if master_id == id {
+            slots.extend(first..=last);
+        }
+    }
+    slots
+}
+
+/// How many times the node on `con` has replied with the error `code`
+/// (`INFO errorstats`; Redis counts its MOVED and ASK redirections there).
+pub fn error_stat(con: &mut Connection, code: &str) -> u64 {
+    info_field(con, "errorstats", &format!("errorstat_{code}"))
+        .and_then(|v| v.strip_prefix("count=").and_then(|c| c.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// `CLUSTER COUNTKEYSINSLOT slot` on `con`.
+pub fn keys_in(con: &mut Connection, slot: u16) -> i64 {
+    redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(slot)
+        .query(con)
+        .unwrap()
+}
+
+/// `CONFIG SET sessiongate.token-version <version>` on `con`: which token
+/// a three-argument START mints there.
+pub fn set_token_version(con: &mut Connection, version: u8) {
+    let reply = call(
+        con,
+        &[
+            "CONFIG",
+            "SET",
+            "sessiongate.token-version",
+            &version.to_string(),
+        ],
+    );
+    assert_eq!(
+        reply,
+        Ok(Value::Okay),
+        "CONFIG SET sessiongate.token-version"
+    );
+}
+
+/// `sessiongate_ids_drawn` of `INFO sessiongate`: ids START has drawn.
+pub fn ids_drawn(con: &mut Connection) -> u64 {
+    info_field(con, "sessiongate", "sessiongate_ids_drawn")
+        .and_then(|v| v.parse().ok())
+        .expect("INFO sessiongate has sessiongate_ids_drawn")
+}
+
+/// The parts of a v2 token, `v2.{<tag>}.<id>.<signature>` (docs/tokens.md,
+/// SPEC 5.2), read with no help from the module's code.
+pub struct V2<'a> {
+    pub tag: &'a str,
+    pub id: &'a str,
+    /// What the signature signs: everything before the last dot.
+    pub signed: &'a str,
+    pub signature: &'a str,
+}
+
+/// `token` read as a v2 token, `None` if it is not one.
+pub fn v2_parts(token: &str) -> Option<V2<'_>> {
+    let (signed, signature) = token.rsplit_once('.')?;
+    let (head, id) = signed.rsplit_once('.')?;
+    let tag = head.strip_prefix("v2.{")?.strip_suffix('}')?;
+    let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ((1..=3).contains(&tag.len())
+        && alnum(tag)
+        && id.len() == 16
+        && alnum(id)
+        && signature.len() == 64
+        && hex(signature))
+    .then_some(V2 {
+        tag,
+        id,
+        signed,
+        signature,
+    })
+}
+
+/// A v2 session's one key, `sg-session:{<tag>}.<id>` (docs/keys.md).
+pub fn v2_key_of(token: &str) -> String {
+    let parts = v2_parts(token).unwrap_or_else(|| panic!("{token} is not a v2 token"));
+    format!("sg-session:{{{}}}.{}", parts.tag, parts.id)
 }

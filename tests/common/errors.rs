@@ -75,3 +75,17 @@ pub const NO_SERVED_SLOT: &str = "ERR this cluster node serves no hash slot, so 
 /// cluster clients.
 pub const TRY_AGAIN: &str =
     "TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet";
+
+/// docs/keyrings.md#keyrefs (SPEC 5.1), step 2: an `@<ring>` keyref naming
+/// no ring this caller may use, or any `@` keyref with no keyring loaded.
+pub fn unknown_ring(ring: impl Display) -> String {
+    format!("the keyring {ring} does not exist")
+}
+
+/// docs/keyrings.md#keyrefs (SPEC 5.1), step 2: a raw sign key while
+/// `sessiongate.allow-raw-keys` is `no`.
+pub const RAW_KEYS_DISABLED: &str = "raw sign keys are disabled: use a keyring (@<ring>)";
+
+/// SPEC 5.2: a v2 session whose record (field `""`) the module cannot
+/// read, after step 8.
+pub const UNREADABLE_RECORD: &str = "the session contained in <token> has an unreadable record";

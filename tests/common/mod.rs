@@ -181,6 +181,11 @@ impl Server {
             .unwrap_or_else(|e| panic!("{}", self.failure(&format!("cannot connect: {e}"))))
     }
 
+    /// The whole Redis log so far, as bytes.
+    pub fn log(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

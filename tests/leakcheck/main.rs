@@ -11,7 +11,9 @@
 //!   with binary names and data, a 1.5 MB payload, PMSET all-or-nothing,
 //!   PGETALL and PMGET under RESP2 and RESP3, stale signatures, keys of the
 //!   wrong type, a session with no expiry; the configurations at runtime and
-//!   their refusals; MULTI/EXEC and Lua; COMMAND and INFO; a pipelined
+//!   their refusals; the keyring (loaded at start, LIST, RELOAD of a good
+//!   and a bad file, CONFIG SET of a good, bad, missing and empty path);
+//!   MULTI/EXEC and Lua; COMMAND and INFO; a pipelined
 //!   volume of sessions; lazy and active expiry; BGREWRITEAOF and DEBUG
 //!   RELOAD; reads on the replica and its refusal of writes;
 //! * a server whose module panics on purpose (debug builds; the guard turns
@@ -20,7 +22,8 @@
 //! * a one-node cluster (`cluster-require-full-coverage no`): START in
 //!   cluster mode, slots taken away under its cached view, and a node with
 //!   no slot refusing START;
-//! * the module refusing to load (bad arguments): the server exits.
+//! * the module refusing to load (bad arguments, a bad keyring file): the
+//!   server exits.
 //!
 //! It fails on any reply of the workload that is not the expected one, and
 //! on the verdict of `report` on valgrind's reports: any byte definitely or
@@ -46,7 +49,7 @@ use common::{call, fresh_dir, info_field, Server, Value};
 use redis::Connection;
 use report::{judge, Launched};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -541,7 +544,8 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
             Want::ErrorStarting("ERR CONFIG SET failed"),
         );
     }
-    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(6));
+    // Six configs, name and value each.
+    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(12));
     k.ok(
         c,
         args!["CONFIG", "SET", "sessiongate.max-payload-name-len", "64"],
@@ -556,6 +560,126 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
         ],
     );
     k.ok(c, args!["SESSIONGATE.END", KEY, t]);
+}
+
+/// SESSIONGATE.KEYRING and the keyring-file config (docs/keyrings.md):
+/// LIST, RELOAD of a good and a bad file, CONFIG SET of a good, a bad, a
+/// missing and no file, so that every path that reads, refuses, swaps or
+/// drops a keyring runs. `file` is the one the server loaded at start.
+fn keyrings(c: &mut Connection, k: &mut Checks, file: &Path) {
+    let path = file.display().to_string();
+    let secret = |n: u8| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([n; 32])
+    };
+    k.expect(c, args!["SESSIONGATE.KEYRING", "LIST"], Want::Array(2));
+    k.expect(c, args!["SESSIONGATE.KEYRING", "list"], Want::Array(2));
+    k.ok(c, args!["SESSIONGATE.KEYRING", "RELOAD"]);
+    let good = std::fs::read_to_string(file).unwrap_or_default();
+    let _ = std::fs::write(
+        file,
+        format!(
+            "{good}app verify {}\nnew primary {}\n",
+            secret(7),
+            secret(8)
+        ),
+    );
+    k.ok(c, args!["SESSIONGATE.KEYRING", "RELOAD"]);
+    k.expect(c, args!["SESSIONGATE.KEYRING", "LIST"], Want::Array(3));
+    let _ = std::fs::write(
+        file,
+        format!("app primary {}\napp primary {}\n", secret(1), secret(2)),
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.KEYRING", "RELOAD"],
+        "ERR keyring file line 1: this line's ring has a second primary, on line 2",
+    );
+    let bad = file.with_extension("bad");
+    let _ = std::fs::write(&bad, format!("app primary {}\n", &secret(3)[..20]));
+    k.expect(
+        c,
+        args![
+            "CONFIG",
+            "SET",
+            "sessiongate.keyring-file",
+            bad.display().to_string()
+        ],
+        Want::ErrorStarting("ERR CONFIG SET failed"),
+    );
+    k.expect(
+        c,
+        args![
+            "CONFIG",
+            "SET",
+            "sessiongate.keyring-file",
+            format!("{path}.missing")
+        ],
+        Want::ErrorStarting("ERR CONFIG SET failed"),
+    );
+    k.expect(c, args!["SESSIONGATE.KEYRING", "LIST"], Want::Array(3));
+    k.expect(
+        c,
+        args!["CONFIG", "GET", "sessiongate.keyring-file"],
+        Want::Array(2),
+    );
+    k.ok(c, args!["CONFIG", "SET", "sessiongate.keyring-file", ""]);
+    k.expect(c, args!["SESSIONGATE.KEYRING", "LIST"], Want::Array(0));
+    k.expect(
+        c,
+        args!["SESSIONGATE.KEYRING", "RELOAD"],
+        Want::ErrorStarting("ERR no keyring file is configured"),
+    );
+    let _ = std::fs::write(file, good);
+    k.ok(c, args!["CONFIG", "SET", "sessiongate.keyring-file", path]);
+    k.expect(c, args!["SESSIONGATE.KEYRING", "LIST"], Want::Array(2));
+    k.expect(
+        c,
+        args!["SESSIONGATE.KEYRING", "nope"],
+        Want::ErrorStarting("ERR unknown subcommand"),
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.KEYRING"],
+        Want::ErrorStarting(WRONG_ARITY),
+    );
+    k.expect(
+        c,
+        args!["COMMAND", "INFO", "SESSIONGATE.KEYRING"],
+        Want::Array(1),
+    );
+    k.expect(
+        c,
+        args!["COMMAND", "DOCS", "SESSIONGATE.KEYRING"],
+        Want::Any,
+    );
+    k.ok(
+        c,
+        args!["CONFIG", "SET", "sessiongate.allow-raw-keys", "no"],
+    );
+    k.ok(
+        c,
+        args!["CONFIG", "SET", "sessiongate.allow-raw-keys", "yes"],
+    );
+    k.ok(c, args!["CONFIG", "SET", "sessiongate.token-version", "2"]);
+    k.ok(c, args!["CONFIG", "SET", "sessiongate.token-version", "1"]);
+}
+
+/// A keyring file of two rings, in a directory of its own.
+fn keyring_file() -> PathBuf {
+    use base64::Engine;
+    let secret = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 32]);
+    let path = fresh_dir().join("keyring");
+    let _ = std::fs::write(
+        &path,
+        format!(
+            "app primary {}\napp verify {}\nother primary {}\n",
+            secret(4),
+            secret(5),
+            secret(6)
+        ),
+    );
+    path
 }
 
 /// MULTI/EXEC, Lua, COMMAND, INFO, the slow log.
@@ -600,7 +724,7 @@ fn around_the_commands(c: &mut Connection, k: &mut Checks, live: &str) {
     k.expect(
         c,
         args!["COMMAND", "LIST", "FILTERBY", "MODULE", "sessiongate"],
-        Want::Array(10),
+        Want::Array(11),
     );
     k.expect(c, args!["COMMAND", "COUNT"], Want::Int);
     for section in [
@@ -753,6 +877,7 @@ fn persistence(c: &mut Connection, k: &mut Checks) {
 
 /// Master and replica: everything above, events, MONITOR, and the replica.
 fn master_and_replica(k: &mut Checks, launched: &mut Vec<Launched>) {
+    let keyring = keyring_file();
     let master = launch(
         "master",
         Server::start(&[
@@ -760,6 +885,10 @@ fn master_and_replica(k: &mut Checks, launched: &mut Vec<Launched>) {
             "64",
             "max-payload-data-len",
             "2000000",
+            "keyring-file",
+            &keyring.display().to_string(),
+            "--enable-protected-configs",
+            "yes",
             "--notify-keyspace-events",
             "KEA",
             "--appendonly",
@@ -831,6 +960,7 @@ fn master_and_replica(k: &mut Checks, launched: &mut Vec<Launched>) {
     argument_errors(&mut c, k);
     let live = session_life(&mut c, &mut c3, k);
     configurations(&mut c, k);
+    keyrings(&mut c, k, &keyring);
     around_the_commands(&mut c, k, &live);
     k.expect(
         &mut c,
@@ -898,6 +1028,9 @@ fn master_and_replica(k: &mut Checks, launched: &mut Vec<Launched>) {
     drop((c, c3, r));
     stop(replica, k);
     stop(master, k);
+    if let Some(dir) = keyring.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A module that panics on purpose (debug builds), then MODULE UNLOAD and
@@ -1074,22 +1207,37 @@ fn cluster(k: &mut Checks, launched: &mut Vec<Launched>) {
 
 /// The module refuses to load: the server exits by itself.
 fn refused_loads(k: &mut Checks, launched: &mut Vec<Launched>) {
+    // A keyring file that parses but breaks a rule: refused in the set
+    // callback, inside RedisModule_LoadConfigs, after every registration.
+    let bad_keyring = fresh_dir().join("keyring");
+    let _ = std::fs::write(&bad_keyring, "app verify AAECAwQFBgcICQoLDA0ODw==\n");
     for (role, extra) in [
-        ("refused load: limit 0", ["max-payload-name-len", "0"]),
+        (
+            "refused load: limit 0",
+            ["max-payload-name-len".to_string(), "0".into()],
+        ),
         (
             "refused load: not a number",
-            ["max-payload-data-len", "abc"],
+            ["max-payload-data-len".into(), "abc".into()],
+        ),
+        (
+            "refused load: bad keyring file",
+            ["keyring-file".into(), bad_keyring.display().to_string()],
         ),
     ] {
         launched.push(Launched {
             role,
             marker: format!("libsessiongate.so {}", extra.join(" ")),
         });
+        let extra = extra.each_ref().map(String::as_str);
         let failure = Server::fails_to_start(&extra);
         k.check(
             failure.contains("exited at start-up"),
             format!("{role}: {failure}"),
         );
+    }
+    if let Some(dir) = bad_keyring.parent() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -45,7 +45,7 @@ fn module_frame(line: &str) -> bool {
 /// the check only with `LEAKCHECK_STRICT=1`; any other loss fails it. "Unmaps": once a
 /// command has run, the module's thread-locals (rand's ThreadRng) pin the
 /// library in memory, and MODULE UNLOAD leaves it mapped.
-const KNOWN: [(&str, &[&str]); 2] = [
+const KNOWN: [(&str, &[&str]); 3] = [
     (
         "redis-module 2.0.8, redis_module! macro: RedisModule_OnLoad's detached \
          context (a fake client, ~17.5 KB) is never freed; lost when Redis \
@@ -57,6 +57,11 @@ const KNOWN: [(&str, &[&str]); 2] = [
          private data (24 B) is never freed; lost at MODULE UNLOAD, or when a \
          load is refused after a setting was registered",
         &["register_i64_configuration", "ConfigrationPrivateData"],
+    ),
+    (
+        "redis-module 2.0.8, register_bool_configuration: the same for \
+         allow-raw-keys (its boxed private data is never freed)",
+        &["register_bool_configuration", "ConfigrationPrivateData"],
     ),
 ];
 
