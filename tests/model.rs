@@ -28,6 +28,8 @@
 
 mod common;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use common::errors::*;
 use common::*;
 use rand::distr::Alphanumeric;
@@ -35,8 +37,11 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
-use std::cell::Cell;
+use sha2::{Digest, Sha256};
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +65,79 @@ const SIGN_KEYS: [&[u8]; 3] = [b"mykey", b"another key", b"\0bin\xffkey\r\n"];
 
 /// docs/tokens.md#expiry: the latest expiry of a v2 session, in Unix ms.
 const V2_MAX_EXPIRY_MS: i64 = 1 << 53;
+
+// ---------------------------------------------------------------------------
+// The keyring file the server loads (docs/keyrings.md#keyring-file). Ring
+// `app` rotates on each RELOAD: at generation g its primary is
+// `app_primary(g)`, its verify secrets `app_primary(g - 1)` (the primary
+// before) and APP_VERIFY; so a token signed two rotations ago no longer
+// verifies with `@app`, and still does with its secret as a raw key. Ring
+// `staff` is for the ACL user `nobody` only: to the test's connections,
+// user `default`, it does not exist (docs/errors.md#step-2).
+
+const APP_VERIFY: &[u8] = b"\0app ring, verify-only secret\xff\r\n";
+const STAFF_PRIMARY: &[u8] = b"staff ring primary, for the user nobody";
+
+fn app_primary(generation: u32) -> Vec<u8> {
+    [
+        format!("app ring primary, generation {generation:05} ").as_bytes(),
+        b"\x01\xfe",
+    ]
+    .concat()
+}
+
+/// Whether `key` is one of the secrets above, as a raw key verifies what
+/// the ring's name does.
+fn is_ring_secret(key: &[u8]) -> bool {
+    key == APP_VERIFY || key == STAFF_PRIMARY || key.starts_with(b"app ring primary, ")
+}
+
+fn keyring_at(generation: u32) -> BTreeMap<Vec<u8>, Ring> {
+    let mut app = vec![app_primary(generation)];
+    if let Some(before) = generation.checked_sub(1) {
+        app.push(app_primary(before));
+    }
+    app.push(APP_VERIFY.to_vec());
+    BTreeMap::from([
+        (
+            b"app".to_vec(),
+            Ring {
+                secrets: app,
+                open: true,
+            },
+        ),
+        (
+            b"staff".to_vec(),
+            Ring {
+                secrets: vec![STAFF_PRIMARY.to_vec()],
+                open: false,
+            },
+        ),
+    ])
+}
+
+/// The file of `keyring_at(generation)`: secrets in standard base64.
+fn keyring_text(generation: u32) -> String {
+    let mut text = format!("# the model test's keyring, generation {generation}\n");
+    for (name, ring) in keyring_at(generation) {
+        let name = String::from_utf8(name).expect("ASCII");
+        for (i, secret) in ring.secrets.iter().enumerate() {
+            let state = if i == 0 { "primary" } else { "verify" };
+            let users = if ring.open { "" } else { " users=nobody" };
+            let secret = BASE64.encode(secret);
+            text.push_str(&format!("{name} {state}\t{secret}{users}\n"));
+        }
+    }
+    text
+}
+
+/// docs/keyrings.md#fingerprint: the first 8 bytes of SHA-256, hex.
+fn fingerprint(secret: &[u8]) -> String {
+    Sha256::digest(secret)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 // ---------------------------------------------------------------------------
 // Tokens, written from docs/tokens.md.
@@ -461,8 +539,11 @@ struct Model {
     v2_context: bool,
     /// ttl checks whose clock reading could fall either side of overflow.
     ambiguous_ttls: Cell<u64>,
-    /// Set when a ttl was refused only for the v2 limit of 2^53 ms.
-    capped: Cell<bool>,
+    /// What the check of the command being judged went through, for
+    /// coverage: a ttl refused only for v2's limit, a verify secret, ...
+    notes: RefCell<Vec<&'static str>>,
+    /// How many times ring `app` rotated (`keyring_at`).
+    generation: u32,
     /// Tags of the v2 tokens START minted, and how many it minted.
     v2_tags: BTreeSet<Vec<u8>>,
     v2_minted: u64,
@@ -500,7 +581,8 @@ impl Model {
             coverage: BTreeMap::new(),
             v2_context: false,
             ambiguous_ttls: Cell::new(0),
-            capped: Cell::new(false),
+            notes: RefCell::new(Vec::new()),
+            generation: 0,
             v2_tags: BTreeSet::new(),
             v2_minted: 0,
             wrote: false,
@@ -511,13 +593,13 @@ impl Model {
         match rej {
             Rej::Arity => wrong_arity(cmd),
             Rej::EmptySignKey => EMPTY_SIGN_KEY.into(),
-            Rej::UnknownRing => format!("the keyring {} does not exist", shown_ring(&args[1][1..])),
+            Rej::UnknownRing => unknown_ring(shown_ring(&args[1][1..])),
             Rej::BadTtl => BAD_TTL.into(),
             Rej::EmptyToken => EMPTY_TOKEN.into(),
             Rej::BadFormat => MALFORMED_TOKEN.into(),
             Rej::Forged => FORGED_SIGNATURE.into(),
             Rej::Missing => NO_SESSION.into(),
-            Rej::Unreadable => "the session contained in <token> has an unreadable record".into(),
+            Rej::Unreadable => UNREADABLE_RECORD.into(),
             Rej::Stale => STALE_SIGNATURE.into(),
             Rej::EmptyName => EMPTY_PAYLOAD_NAME.into(),
             Rej::LongName => payload_name_too_long(self.name_limit),
@@ -593,7 +675,7 @@ impl Model {
         // now + ms must be at most `latest`.
         if ms > latest - t0 {
             if ms <= i64::MAX - t1 {
-                self.capped.set(true);
+                self.note("ttl past 2^53");
             }
             return Err(Rej::BadTtl);
         }
@@ -605,6 +687,10 @@ impl Model {
             Err(e) if e == BAD_TTL => Err(Rej::BadTtl),
             _ => Ok(Ttl::Ms(ms)),
         }
+    }
+
+    fn note(&self, note: &'static str) {
+        self.notes.borrow_mut().push(note);
     }
 
     fn check_name(&self, name: &[u8]) -> Result<(), Rej> {
@@ -646,9 +732,18 @@ impl Model {
         if keyref.is_empty() {
             return Err(Rej::EmptySignKey);
         }
-        let secrets = self.secrets_of(keyref)?;
+        let ring = keyref.strip_prefix(b"@");
+        let secrets = self.secrets_of(keyref).inspect_err(|_| {
+            let rings = self.keyring.as_ref();
+            if ring.is_some_and(|name| rings.is_some_and(|rings| rings.contains_key(name))) {
+                self.note("a ring of another user");
+            }
+        })?;
         // 3. START's ttl, for the version it mints
         if short(cmd) == "start" {
+            if ring.is_some() {
+                self.note("with a ring");
+            }
             let ttl = self.ttl_of(&args[2], self.token_version, got, t0, t1)?;
             return Ok(Plan::Start {
                 keyref: keyref.clone(),
@@ -670,8 +765,21 @@ impl Model {
             None
         };
         // 7. HMAC, under any of the keyref's secrets
-        if !secrets.iter().any(|secret| signs(secret, &parts)) {
-            return Err(Rej::Forged);
+        match secrets.iter().position(|secret| signs(secret, &parts)) {
+            None => {
+                // A token its session's own secret signed, which the ring
+                // no longer holds.
+                let session = self.sessions.get(&home(&parts));
+                if ring.is_some() && session.is_some_and(|s| signs(&s.secret, &parts)) {
+                    self.note("a retired ring secret");
+                }
+                return Err(Rej::Forged);
+            }
+            Some(0) => {}
+            Some(_) => self.note("via a verify secret"),
+        }
+        if ring.is_none() && is_ring_secret(keyref) {
+            self.note("raw ring secret");
         }
         // 8. the session exists
         let handle = home(&parts);
@@ -835,10 +943,9 @@ impl Model {
         t0: i64,
         t1: i64,
     ) -> Result<(), String> {
-        self.capped.set(false);
         let checked = self.check(cmd, args, got, t0, t1);
-        if self.capped.get() {
-            self.tally(cmd, "ttl past 2^53");
+        for note in self.notes.take() {
+            self.tally(cmd, note);
         }
         match checked {
             Err(rej) => {
@@ -1376,6 +1483,11 @@ enum Op {
     Repair {
         handle: Handle,
     },
+    /// `SESSIONGATE.KEYRING RELOAD` of the next generation of the keyring
+    /// file, or of a file it must refuse.
+    Reload {
+        good: bool,
+    },
 }
 
 /// A session for plain Redis to write: the C module's layout for v1,
@@ -1426,7 +1538,7 @@ impl Harm {
     }
 
     fn random(rng: &mut StdRng, has_payloads: bool) -> Self {
-        match rng.random_range(0..8) {
+        match rng.random_range(0..10) {
             0 => Harm::Empty,
             1 => {
                 let len = rng.random_range(1..=40);
@@ -1498,6 +1610,11 @@ impl Model {
         if roll < 40 && !damaged.is_empty() {
             return Op::Repair {
                 handle: damaged.choose(rng).unwrap().to_vec(),
+            };
+        }
+        if (40..43).contains(&roll) {
+            return Op::Reload {
+                good: rng.random_ratio(4, 5),
             };
         }
         let live = self.live.len();
@@ -1632,8 +1749,19 @@ impl Model {
                 _ => self.live[rng.random_range(0..self.live.len())].clone(),
             };
             let session = &self.sessions[&handle];
+            // A session whose secret its ring dropped is one the application
+            // has not rotated (SPEC 6.2): it goes on with the secret as a raw
+            // key, and now and then still tries the ring.
+            let retired = self
+                .secrets_of(&session.keyref)
+                .is_ok_and(|secrets| !secrets.contains(&session.secret));
+            let keyref = if retired && rng.random_ratio(4, 5) {
+                &session.secret
+            } else {
+                &session.keyref
+            };
             Target {
-                keyref: session.keyref.clone(),
+                keyref: keyref.clone(),
                 token: session.token.clone(),
                 handle: Some(handle),
                 secret: Some(session.secret.clone()),
@@ -2041,6 +2169,8 @@ fn describe(op: &Op) -> String {
             format!("(plain Redis) {harm:?} to the record of {}", show(handle))
         }
         Op::Repair { handle } => format!("(plain Redis) record of {} put back", show(handle)),
+        Op::Reload { good: true } => "SESSIONGATE.KEYRING RELOAD of the next generation".into(),
+        Op::Reload { good: false } => "SESSIONGATE.KEYRING RELOAD of a bad file".into(),
     }
 }
 
@@ -2121,8 +2251,21 @@ fn required_coverage() -> Vec<String> {
     required.push("damage no record".into());
     required.push("repair record".into());
     required.push("config token-version refused".into());
+    required.push("keyring reload".into());
+    required.push("keyring reload refused".into());
+    required.push("start with a ring".into());
+    required.push("v2 start with a ring".into());
     required
 }
+
+/// Notes of `Model::check` every default-length run must reach, with any
+/// command, for a v1 token and for a v2 one.
+const REQUIRED_NOTES: [&str; 4] = [
+    "via a verify secret",
+    "raw ring secret",
+    "a retired ring secret",
+    "a ring of another user",
+];
 
 fn run_command(
     con: &mut Connection,
@@ -2272,6 +2415,48 @@ fn repair(con: &mut Connection, model: &mut Model, handle: Handle) -> Result<(),
     Ok(())
 }
 
+/// Rotates ring `app` (`keyring_at`) with a RELOAD of the next generation's
+/// file; or RELOADs a file that breaks a rule, which must be refused with
+/// its line and leave the keyring as it was (docs/keyrings.md#reload).
+fn reload(con: &mut Connection, model: &mut Model, path: &Path, good: bool) -> Result<(), String> {
+    let reload = || ["SESSIONGATE.KEYRING", "RELOAD"];
+    model.v2_context = false;
+    if good {
+        let generation = model.generation + 1;
+        std::fs::write(path, keyring_text(generation)).expect("write the keyring file");
+        expect(&call(con, &reload()), &Ok(Value::Okay))?;
+        model.generation = generation;
+        model.keyring = Some(keyring_at(generation));
+        model.tally("keyring", "reload");
+    } else {
+        let next = BASE64.encode(app_primary(model.generation + 1));
+        let text = format!("app primary {next}\napp verify not*base64=\n");
+        std::fs::write(path, text).expect("write the keyring file");
+        let refused = "ERR keyring file line 2: <secret> is not standard base64 with padding";
+        expect(&call(con, &reload()), &Err(refused.into()))?;
+        model.tally("keyring", "reload refused");
+    }
+    check_list(con, model)
+}
+
+/// docs/keyrings.md#keyring-list: per ring in name order, its name and each
+/// secret's state and fingerprint, the primary first.
+fn check_list(con: &mut Connection, model: &Model) -> Result<(), String> {
+    let bulk = |s: &[u8]| Value::BulkString(s.to_vec());
+    let rings = model.keyring.iter().flatten().map(|(name, ring)| {
+        let secrets = ring.secrets.iter().enumerate().map(|(i, secret)| {
+            let state = if i == 0 { "primary" } else { "verify" };
+            Value::Array(vec![
+                bulk(state.as_bytes()),
+                bulk(fingerprint(secret).as_bytes()),
+            ])
+        });
+        Value::Array(vec![bulk(name), Value::Array(secrets.collect())])
+    });
+    let got = call(con, &["SESSIONGATE.KEYRING", "LIST"]);
+    expect(&got, &Ok(Value::Array(rings.collect()))).map_err(|e| format!("KEYRING LIST: {e}"))
+}
+
 fn fail(i: usize, recent: &VecDeque<String>, replay: &str, why: String) -> ! {
     panic!(
         "the module and the model disagree at operation {i}: {why}\n\
@@ -2295,7 +2480,14 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
     eprintln!("model test: {replay}");
     let began = Instant::now();
 
-    let server = Server::start(&[]);
+    // The keyring file, in the server's directory, read as it loads.
+    let dir = fresh_dir();
+    let keyring_file = dir.join("keyring");
+    std::fs::write(&keyring_file, keyring_text(0)).expect("write the keyring file");
+    std::fs::set_permissions(&keyring_file, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the keyring file");
+    let keyring_arg = keyring_file.to_str().expect("test paths are UTF-8");
+    let server = Server::start_in(dir.clone(), &["keyring-file", keyring_arg]);
     let mut resp2 = server.connection();
     let mut resp3 = server.connection_resp3();
     let limit = INITIAL_DATA_LIMIT.to_string();
@@ -2307,6 +2499,10 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
         Ok(Value::Okay)
     );
     let mut model = Model::new(INITIAL_DATA_LIMIT);
+    model.keyring = Some(keyring_at(0));
+    if let Err(why) = check_list(&mut resp2, &model) {
+        panic!("{}", server.failure(&why));
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut recent: VecDeque<String> = VecDeque::new();
     if rng.random_ratio(1, 2) {
@@ -2339,6 +2535,7 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
             Op::Inject(injection) => inject(&mut resp2, &mut model, injection),
             Op::Damage { handle, harm } => damage(&mut resp2, &mut model, handle, harm),
             Op::Repair { handle } => repair(&mut resp2, &mut model, handle),
+            Op::Reload { good } => reload(&mut resp2, &mut model, &keyring_file, good),
             Op::Config { name, value } => {
                 let got = call(&mut resp2, &["CONFIG", "SET", name, &value.to_string()]);
                 let value = usize::try_from(value).unwrap_or(0);
@@ -2404,9 +2601,15 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
         );
     }
     if ops >= DEFAULT_OPS {
+        let notes = REQUIRED_NOTES.iter().filter(|note| {
+            let for_v2 = |k: &&String| k.starts_with("v2 ");
+            let mut seen = model.coverage.keys().filter(|k| k.ends_with(*note));
+            !(seen.clone().any(|k| !for_v2(&k)) && seen.any(|k| for_v2(&k)))
+        });
         let missing: Vec<String> = required_coverage()
             .into_iter()
             .filter(|o| !model.coverage.contains_key(o))
+            .chain(notes.map(|note| format!("any command {note}")))
             .collect();
         assert!(
             missing.is_empty(),
