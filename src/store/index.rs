@@ -45,17 +45,27 @@ impl<'c> Index<'c> {
     }
 
     /// `Err` when the index is missing on a node importing its slot: it may
-    /// still be on its way (docs/cluster.md#during-a-migration).
+    /// still be on its way (docs/cluster.md#during-a-migration). Asked
+    /// before a command writes to it, so that no second index is made
+    /// there, which would stop the migration of the source's.
     pub fn settle(&self) -> Result<(), crate::error::Rejection> {
         if Key::open(self.ctx, &self.name, Access::Read).kind() != Kind::Missing {
             return Ok(());
         }
-        let sibling = [&b"sg-owner:{"[..], self.tag.as_bytes(), b"}"].concat();
-        let sibling = RedisString::create_from_slice(self.ctx.ctx, &sibling);
-        if cluster::importing(self.ctx, &[&self.name, &sibling]) {
+        if self.slot_importing() {
             return Err(crate::error::Rejection::TryAgain);
         }
         Ok(())
+    }
+
+    /// Whether this node is importing the index's slot: `EXISTS` of the
+    /// index and a name of its slot that is never a key is a two-key
+    /// command with a key missing, which Redis refuses exactly there
+    /// (`cluster::importing`).
+    pub fn slot_importing(&self) -> bool {
+        let sibling = [&b"sg-owner:{"[..], self.tag.as_bytes(), b"}"].concat();
+        let sibling = RedisString::create_from_slice(self.ctx.ctx, &sibling);
+        cluster::importing(self.ctx, &[&self.name, &sibling])
     }
 
     /// Every member, by score (expiry) ascending; members that are not

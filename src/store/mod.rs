@@ -140,10 +140,7 @@ impl<'c> Session<'c> {
     pub fn expire_at(&self, expires_at: i64) -> Result<(), Rejection> {
         match self {
             Session::V1(session) => session.expire_at(expires_at),
-            Session::V2(session) => {
-                session.expire_at(expires_at);
-                Ok(())
-            }
+            Session::V2(session) => session.expire_at(expires_at),
         }
     }
 

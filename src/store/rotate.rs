@@ -86,6 +86,11 @@ pub fn rotate(old: Session, rotation: &Rotation) -> Result<Minted, Rejection> {
     }
     .map(|at| carried.deadline.map_or(at, |deadline| at.min(deadline)));
 
+    // Neither index may be made anew on a node importing the slot.
+    if let Some((owner, namespace)) = &carried.owner {
+        Index::of(ctx, rotation.tag, namespace, owner).settle()?;
+        Index::of(ctx, rotation.tag, &rotation.namespace, owner).settle()?;
+    }
     let id = free_id(ctx, rotation.tag)?;
     let signature = token::v2::sign(rotation.secret, rotation.tag, &id);
     let minted = token::v2::format(rotation.tag, &id, &signature);
@@ -103,6 +108,9 @@ pub fn rotate(old: Session, rotation: &Rotation) -> Result<Minted, Rejection> {
         }
         if let (Some(index), Some(old_id)) = (old_index, carried.old_id) {
             index.remove(&[old_id]);
+        }
+        if let Some(name) = carried.signature.as_ref().or(carried.payloads.as_ref()) {
+            notify(ctx, c"sessiongate.end", name);
         }
         return Ok(minted);
     }

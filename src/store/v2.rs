@@ -229,7 +229,11 @@ impl<'c> Session<'c> {
 
     /// Moves the expiry to `expires_at`, or to the deadline if that comes
     /// first (docs/commands.md#maxlife); the owner's index follows.
-    pub fn expire_at(&self, expires_at: i64) {
+    pub fn expire_at(&self, expires_at: i64) -> Result<(), Rejection> {
+        let index = self.index();
+        if let Some(index) = &index {
+            index.settle()?;
+        }
         let expires_at = self
             .record()
             .deadline
@@ -238,10 +242,11 @@ impl<'c> Session<'c> {
         let at = expires_at as c_longlong;
         replicate!(self.ctx, "PEXPIREAT", "sl", self.name.inner, at);
         signal_modified(self.ctx, &self.name);
-        if let Some(index) = self.index() {
+        if let Some(index) = index {
             index.set(&self.id, expires_at);
         }
         notify(self.ctx, c"sessiongate.expire", &self.name);
+        Ok(())
     }
 
     /// Deletes the session, and its entry in its owner's index; `event`

@@ -550,7 +550,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
         );
     }
     // Six configs, name and value each.
-    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(12));
+    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(16));
     k.ok(
         c,
         args!["CONFIG", "SET", "sessiongate.max-payload-name-len", "64"],
@@ -790,11 +790,16 @@ fn lifecycle(c: &mut Connection, c3: &mut Connection, k: &mut Checks) {
         Want::Array(2),
     );
     let last = owned.last().cloned().unwrap_or_default();
-    let moved = v2_token(k, c, args!["SESSIONGATE.ROTATE", "@app", last]);
+    let moved = v2_token(k, c, args!["SESSIONGATE.ROTATE", KEY, last]);
+    k.expect(
+        c,
+        args!["SESSIONGATE.OLIST", KEY, "user{1}"],
+        Want::Array(2),
+    );
     k.expect(
         c,
         args!["SESSIONGATE.OLIST", "@app", "user{1}"],
-        Want::Array(1),
+        Want::Array(0),
     );
     k.err(
         c,
@@ -803,7 +808,7 @@ fn lifecycle(c: &mut Connection, c3: &mut Connection, k: &mut Checks) {
     );
     k.err(
         c,
-        args!["SESSIONGATE.OEND", KEY, "user{1}", "EXCEPT", moved],
+        args!["SESSIONGATE.OEND", "@app", "user{1}", "EXCEPT", rotated],
         "the session contained in <token> does not belong to <owner>",
     );
     k.expect(
@@ -813,13 +818,12 @@ fn lifecycle(c: &mut Connection, c3: &mut Connection, k: &mut Checks) {
     );
     k.expect(
         c,
-        args!["SESSIONGATE.OEND", "@app", "user{1}", "EXCEPT", moved],
+        args!["SESSIONGATE.OEND", KEY, "user{1}", "EXCEPT", moved],
         Want::Int,
     );
     k.expect(c, args!["SESSIONGATE.OEND", KEY, "user{1}"], Want::Int);
-    k.expect(c, args!["SESSIONGATE.OEND", "@app", "user{1}"], Want::Int);
     k.ok(c, args!["SESSIONGATE.END", "@app", rotated]);
-    k.ok(c, args!["SESSIONGATE.END", KEY, two]);
+    k.err(c, args!["SESSIONGATE.END", KEY, two], NO_SESSION);
 }
 
 /// A keyring file of two rings, in a directory of its own.
@@ -881,7 +885,7 @@ fn around_the_commands(c: &mut Connection, k: &mut Checks, live: &str) {
     k.expect(
         c,
         args!["COMMAND", "LIST", "FILTERBY", "MODULE", "sessiongate"],
-        Want::Array(11),
+        Want::Array(16),
     );
     k.expect(c, args!["COMMAND", "COUNT"], Want::Int);
     for section in [
