@@ -141,6 +141,7 @@ impl<'c> Session<'c> {
         match self {
             Session::V1(session) => session.expire_at(expires_at),
             Session::V2(session) => {
+                session.settle_index()?;
                 session.expire_at(expires_at);
                 Ok(())
             }
@@ -152,6 +153,7 @@ impl<'c> Session<'c> {
         match self {
             Session::V1(session) => session.end(),
             Session::V2(session) => {
+                session.settle_index()?;
                 session.end(c"sessiongate.end");
                 Ok(())
             }

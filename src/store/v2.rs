@@ -151,6 +151,14 @@ impl<'c> Session<'c> {
         Some(Index::of(self.ctx, self.tag, owner.namespace, owner.name))
     }
 
+    /// `Err(TryAgain)` when the session's owner index is missing on a node
+    /// importing the slot: it may still be on its way, and writing it here
+    /// would make a second index that the MIGRATE of the first then finds
+    /// in its way (docs/cluster.md#during-a-migration).
+    pub fn settle_index(&self) -> Result<(), Rejection> {
+        self.index().map_or(Ok(()), |index| index.settle())
+    }
+
     /// How many payloads: every field but the record.
     pub fn payload_count(&self) -> usize {
         self.key.len().saturating_sub(1)
