@@ -35,23 +35,44 @@ impl Owned<'_> {
     /// The session `id` if it is live and this owner's.
     fn session<'c>(&self, ctx: &'c Context, id: &Id, access: Access) -> Option<Session<'c>> {
         let session = Session::open(ctx, self.tag, id, access, false).ok()?;
+        self.owns(&session).then_some(session)
+    }
+
+    fn owns(&self, session: &Session) -> bool {
         let record = session.record();
         record
             .owner
             .is_some_and(|o| o.name == self.owner && o.namespace == self.namespace)
-            .then_some(session)
     }
 
     /// The live entries, by expiry; with `prune`, the others leave the index.
-    fn live(&self, ctx: &Context, index: &Index, now: i64, prune: bool) -> Vec<Entry> {
-        let (live, dead): (Vec<Entry>, Vec<Entry>) =
-            index.entries().into_iter().partition(|entry| {
-                entry.expires_at >= now && self.session(ctx, &entry.id, Access::Read).is_some()
-            });
+    /// `Err(TryAgain)`, before anything is pruned, when an entry that has
+    /// not expired names a session missing on a node importing the slot:
+    /// it may still be on its way, and is neither dead nor to be left out
+    /// (docs/cluster.md#during-a-migration).
+    fn live(
+        &self,
+        ctx: &Context,
+        index: &Index,
+        now: i64,
+        prune: bool,
+    ) -> Result<Vec<Entry>, Rejection> {
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        for entry in index.entries() {
+            if entry.expires_at < now {
+                dead.push(entry);
+                continue;
+            }
+            match Session::open(ctx, self.tag, &entry.id, Access::Read, true) {
+                Err(Rejection::TryAgain) => return Err(Rejection::TryAgain),
+                Ok(session) if self.owns(&session) => live.push(entry),
+                _ => dead.push(entry),
+            }
+        }
         if prune {
             index.remove(&dead.iter().map(|entry| entry.id).collect::<Vec<_>>());
         }
-        live
+        Ok(live)
     }
 }
 
@@ -76,7 +97,7 @@ pub fn start_owned(ctx: &Context, owned: &Owned, start: &Start) -> Result<Minted
     };
     let index = owned.index(ctx);
     index.settle()?;
-    let mut live = owned.live(ctx, &index, start.now, true);
+    let mut live = owned.live(ctx, &index, start.now, true)?;
     if let Some((n, policy)) = start.limit {
         if live.len() >= n {
             if policy == Policy::Reject {
@@ -120,7 +141,7 @@ pub fn list(ctx: &Context, owned: &Owned, now: i64) -> Result<Vec<Listed>, Rejec
     let index = owned.index(ctx);
     index.settle()?;
     let mut listed: Vec<Listed> = owned
-        .live(ctx, &index, now, false)
+        .live(ctx, &index, now, false)?
         .iter()
         .filter_map(|entry| {
             let session = owned.session(ctx, &entry.id, Access::Read)?;
@@ -155,7 +176,7 @@ pub fn end_sessions(
     let index = owned.index(ctx);
     index.settle()?;
     let mut ended = 0;
-    for entry in owned.live(ctx, &index, now, true) {
+    for entry in owned.live(ctx, &index, now, true)? {
         let chosen = match which {
             Which::All => true,
             Which::AllBut(kept) => entry.id != *kept,
