@@ -128,7 +128,7 @@ pub fn start_owned(ctx: &Context, owned: &Owned, start: &Start) -> Result<Minted
             label: start.label,
             ..Record::new(&binding, start.now)
         };
-        if let Claim::Created = v2::claim(ctx, owned.tag, &id, &record, Some(expires_at)) {
+        if let Claim::Created = v2::claim_routed(ctx, owned.tag, &id, &record, Some(expires_at)) {
             index.set(&id, expires_at);
             return Ok(token::v2::format(owned.tag, &id, &signature));
         }
