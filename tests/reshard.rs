@@ -1459,3 +1459,331 @@ fn a_replica_serving_reads_still_says_does_not_exist() {
         );
     }
 }
+
+/// The owner commands for `owner`, each of which needs its index: OSTART
+/// (plain, LIMIT … REJECT, LIMIT … EVICT), OLIST, OEND (all, by id, and,
+/// with `except`, everywhere but that token).
+fn owner_commands<'a>(owner: &'a str, id: &'a str, except: Option<&'a str>) -> Vec<Vec<&'a str>> {
+    let mut all = vec![
+        vec!["SESSIONGATE.OSTART", KEY, owner, "600"],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            owner,
+            "600",
+            "LIMIT",
+            "1",
+            "REJECT",
+        ],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            owner,
+            "600",
+            "LABEL",
+            "x",
+            "LIMIT",
+            "1",
+        ],
+        vec!["SESSIONGATE.OLIST", KEY, owner],
+        vec!["SESSIONGATE.OEND", KEY, owner],
+        vec!["SESSIONGATE.OEND", KEY, owner, "ID", id],
+    ];
+    if let Some(token) = except {
+        all.push(vec!["SESSIONGATE.OEND", KEY, owner, "EXCEPT", token]);
+    }
+    all
+}
+
+/// Every owner command for `owner`, sent to the importing node with
+/// ASKING, must be TRYAGAIN and leave the slot's keys there as they were:
+/// never a second index, never a session pruned from one.
+fn owner_try_again(
+    on_target: &mut Connection,
+    slot: u16,
+    owner: &str,
+    id: &str,
+    except: Option<&str>,
+) {
+    let keys_before = keys_in_slot(on_target, slot);
+    for args in owner_commands(owner, id, except) {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+}
+
+/// The commands on an owned session's token that write its owner's index
+/// (EXPIRE, END, ROTATE), sent with ASKING: TRYAGAIN, nothing written.
+fn index_writes_try_again(on_target: &mut Connection, slot: u16, token: &str) {
+    let keys_before = keys_in_slot(on_target, slot);
+    for args in [
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "900"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "0"],
+        vec!["SESSIONGATE.END", KEY, token],
+        vec!["SESSIONGATE.ROTATE", KEY, token],
+        vec!["SESSIONGATE.ROTATE", KEY, token, "TTL", "900"],
+    ] {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+}
+
+/// The ids OLIST lists for `owner` on `con` (with ASKING if `ask`), sorted.
+fn olist_ids(con: &mut Connection, owner: &str, ask: bool) -> Vec<String> {
+    let args = ["SESSIONGATE.OLIST", KEY, owner];
+    let reply = if ask {
+        asking(con, &args)
+    } else {
+        call(con, &args)
+    };
+    let mut ids = listed_ids(&reply.unwrap_or_else(|e| panic!("OLIST {owner}: {e}")));
+    ids.sort();
+    ids
+}
+
+/// `ZRANGE key 0 -1 WITHSCORES` sent with ASKING: an index on the node
+/// importing its slot.
+fn asking_zrange(con: &mut Connection, key: &[u8]) -> Vec<(String, i64)> {
+    let flat: Vec<(String, f64)> = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query::<(Vec<(String, f64)>,)>(con)
+        .unwrap()
+        .0;
+    flat.into_iter().map(|(m, s)| (m, s as i64)).collect()
+}
+
+fn sorted_ids(tokens: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = tokens
+        .iter()
+        .map(|t| v2_parts(t).unwrap().id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// docs/cluster.md#during-a-migration for owner indexes (SPEC 4 and 6.3):
+/// an owner command's declared key, the owner, is never a Redis key, so
+/// while the owner's slot moves the source sends every owner command on
+/// with ASK. The importing node replies TRYAGAIN, writing nothing, while
+/// the owner's index has not arrived (it may be on its way: never a second
+/// index) or a session the index lists has not (never a live session left
+/// out of OLIST, or pruned by OEND or OSTART); EXPIRE, END and ROTATE of an
+/// owned session whose index is not there do the same. Once the index and
+/// its sessions are there, the owner is served. ROTATE, whose RENAME is a
+/// two-key command, is TRYAGAIN on the importing node until the slot is
+/// its own, as Redis answers any multi-key command there.
+#[test]
+fn an_owner_slot_moved_by_hand_answers_try_again_until_its_index_and_sessions_have_arrived() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target, third) = (masters[0], masters[1], masters[2]);
+    let mut on_source = source.connection();
+    let mut on_target = target.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut on_target));
+
+    // a: an owner of the source's; b and c share its slot by hash tag. a's
+    // sessions move before its index, b's index before its sessions; c
+    // has none.
+    let served: BTreeSet<u16> = slots_of(&mut on_source, &source_id).into_iter().collect();
+    let a = (0..)
+        .map(|i| format!("owner-{i}"))
+        .find(|o| served.contains(&keyslot(&mut on_source, o.as_bytes())))
+        .unwrap();
+    let (b, c) = (format!("{{{a}}}:b"), format!("{{{a}}}:c"));
+    let slot = keyslot(&mut on_source, a.as_bytes());
+    let ostart = |con: &mut Connection, owner: &str, label: &str| {
+        let args = ["SESSIONGATE.OSTART", KEY, owner, "3600", "LABEL", label];
+        String::from_utf8(ok_bytes(con, &args)).unwrap()
+    };
+    let [a1, a2, a3] = ["phone", "laptop", "tablet"].map(|l| ostart(&mut on_source, &a, l));
+    let [b1, b2] = ["phone", "laptop"].map(|l| ostart(&mut on_source, &b, l));
+    ok_bytes(
+        &mut on_source,
+        &["SESSIONGATE.PMSET", KEY, &a1, "user", "alice", "cart", "3"],
+    );
+    let tag = v2_parts(&a1).unwrap().tag.to_string();
+    let (index_a, index_b) = (
+        owner_index_key(&tag, KEY, a.as_bytes()),
+        owner_index_key(&tag, KEY, b.as_bytes()),
+    );
+    let index_b_before = zrange_withscores(&mut on_source, &index_b);
+    for token in [&a1, &a2, &a3, &b1, &b2] {
+        assert_eq!(keyslot(&mut on_source, token.as_bytes()), slot, "{token}");
+    }
+    assert_eq!(
+        keys_in(&mut on_source, slot),
+        7,
+        "five sessions, two indexes"
+    );
+    let id = |token: &str| v2_parts(token).unwrap().id.to_string();
+    let key_of = |token: &str| v2_key_of(token);
+    let index_name = |index: &[u8]| String::from_utf8(index.to_vec()).unwrap();
+
+    let setslot = |con: &mut Connection, state: &str, id: &str| {
+        let reply = call(con, &["CLUSTER", "SETSLOT", &slot.to_string(), state, id]);
+        assert_eq!(reply, Ok(Value::Okay), "SETSLOT {state}");
+    };
+    setslot(&mut on_target, "IMPORTING", &source_id);
+    setslot(&mut on_source, "MIGRATING", &target_id);
+
+    // Nothing has moved. The source sends owner commands on, as it does
+    // token commands; the target takes them only with ASKING, and then
+    // cannot serve any owner yet.
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("ASK {slot} 127.0.0.1:{}", target.port))
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", source.port))
+    );
+    owner_try_again(&mut on_target, slot, &a, &id(&a2), Some(&a1));
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), Some(&b1));
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+    for token in [&a1, &b1] {
+        all_try_again(&mut on_target, token, slot);
+        index_writes_try_again(&mut on_target, slot, token);
+        let inspect = ["SESSIONGATE.INSPECT", KEY, token];
+        assert_eq!(asking(&mut on_target, &inspect), Err(TRY_AGAIN.into()));
+    }
+    // The argument checks come first, TRYAGAIN after them.
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.OSTART", KEY, &a, "-1"]),
+        Err(BAD_TTL.into())
+    );
+    assert_eq!(keys_in_slot(&mut on_target, slot), Vec::<String>::new());
+
+    // a's sessions have arrived, not its index: they are read, but any
+    // change to the index waits for it.
+    migrate(
+        &mut on_source,
+        target,
+        &[key_of(&a1), key_of(&a2), key_of(&a3)],
+    );
+    owner_try_again(&mut on_target, slot, &a, &id(&a2), Some(&a1));
+    for token in [&a1, &a2, &a3] {
+        index_writes_try_again(&mut on_target, slot, token);
+    }
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, &a1, "user"]),
+        Ok(bulk("alice"))
+    );
+    let inspected = fields_of(&asking(&mut on_target, &["SESSIONGATE.INSPECT", KEY, &a1]).unwrap());
+    assert_eq!(inspected["owner"], bulk(&a));
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PSET", KEY, &a1, "cart", "4"]),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        asking_int(&mut on_target, &["EXISTS", &index_name(&index_a)]),
+        0
+    );
+
+    // b's index has arrived, not its sessions: OLIST would leave them out
+    // and OEND or OSTART would prune them, so all wait.
+    migrate(&mut on_source, target, &[index_name(&index_b)]);
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), None);
+    assert_eq!(asking_zrange(&mut on_target, &index_b), index_b_before);
+
+    // a's index arrives (MIGRATE finds no index of that name there): a is
+    // served, reads and writes, but ROTATE's RENAME waits for the slot.
+    migrate(&mut on_source, target, &[index_name(&index_a)]);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, true),
+        sorted_ids(&[&a1, &a2, &a3])
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.EXPIRE", KEY, &a1, "900"]),
+        Ok(Value::Okay)
+    );
+    let scores: BTreeMap<String, i64> = asking_zrange(&mut on_target, &index_a)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        scores[&id(&a1)],
+        asking_int(&mut on_target, &["PEXPIRETIME", &key_of(&a1)]),
+        "the index follows EXPIRE"
+    );
+    let keys_before = keys_in_slot(&mut on_target, slot);
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.ROTATE", KEY, &a2]),
+        Err(TRY_AGAIN.into())
+    );
+    assert_eq!(
+        keys_in_slot(&mut on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+    let a4 = match asking(
+        &mut on_target,
+        &["SESSIONGATE.OSTART", KEY, &a, "3600", "LABEL", "watch"],
+    ) {
+        Ok(Value::BulkString(token)) => String::from_utf8(token).unwrap(),
+        other => panic!("OSTART on the importing node, a's index here: {other:?}"),
+    };
+    assert_eq!(keyslot(&mut on_target, a4.as_bytes()), slot);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, true),
+        sorted_ids(&[&a1, &a2, &a3, &a4])
+    );
+    let oend = ["SESSIONGATE.OEND", KEY, &a, "ID", &id(&a3)];
+    assert_eq!(asking(&mut on_target, &oend), Ok(Value::Int(1)));
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.TTL", KEY, &a3]),
+        Err(TRY_AGAIN.into()),
+        "a3 ended: as far as the importing node can tell, it may be on its way"
+    );
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), None);
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+
+    // b's sessions arrive: b is served.
+    migrate(&mut on_source, target, &[key_of(&b1), key_of(&b2)]);
+    assert_eq!(keys_in(&mut on_source, slot), 0);
+    assert_eq!(olist_ids(&mut on_target, &b, true), sorted_ids(&[&b1, &b2]));
+    let except = ["SESSIONGATE.OEND", KEY, &b, "EXCEPT", &b1];
+    assert_eq!(asking(&mut on_target, &except), Ok(Value::Int(1)));
+    assert_eq!(olist_ids(&mut on_target, &b, true), sorted_ids(&[&b1]));
+    // c's index may yet be on its way, as far as the target can tell.
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+
+    // The slot is the target's: everything is served, plainly.
+    setslot(&mut on_target, "NODE", &target_id);
+    setslot(&mut on_source, "NODE", &target_id);
+    setslot(&mut third.connection(), "NODE", &target_id);
+    let rotated =
+        String::from_utf8(ok_bytes(&mut on_target, &["SESSIONGATE.ROTATE", KEY, &a2])).unwrap();
+    assert_eq!(keyslot(&mut on_target, rotated.as_bytes()), slot);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, false),
+        sorted_ids(&[&a1, &rotated, &a4])
+    );
+    let c1 = ostart(&mut on_target, &c, "phone");
+    assert_eq!(olist_ids(&mut on_target, &c, false), sorted_ids(&[&c1]));
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGETALL", KEY, &a1]),
+        Ok(Value::Array(
+            ["cart", "4", "user", "alice"].map(bulk).to_vec()
+        ))
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", target.port))
+    );
+    let oend = ["SESSIONGATE.OEND", KEY, &a];
+    assert_eq!(call(&mut on_target, &oend), Ok(Value::Int(3)));
+    assert_eq!(exists(&mut on_target, &index_name(&index_a)), 0);
+}
