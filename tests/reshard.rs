@@ -1787,3 +1787,418 @@ fn an_owner_slot_moved_by_hand_answers_try_again_until_its_index_and_sessions_ha
     assert_eq!(call(&mut on_target, &oend), Ok(Value::Int(3)));
     assert_eq!(exists(&mut on_target, &index_name(&index_a)), 0);
 }
+
+/// Slots the owner traffic test moves, owners in each, and the most
+/// sessions the traffic keeps per owner.
+const OWNER_SLOTS: usize = 12;
+const OWNERS_PER_SLOT: usize = 4;
+const MAX_OWNED: usize = 4;
+/// Plain keys beside the owners in each moving slot, so that each slot
+/// takes a while to move and the traffic meets it half moved.
+const FILLERS_PER_SLOT: usize = 80;
+
+/// An owner as the owner traffic knows it: its slot, and its live
+/// sessions, oldest first, each with the `user` payload it must hold.
+#[derive(Clone)]
+struct OwnerTracked {
+    owner: String,
+    slot: u16,
+    sessions: Vec<(String, Option<String>)>,
+}
+
+impl OwnerTracked {
+    fn ids(&self) -> Vec<String> {
+        let tokens: Vec<&str> = self.sessions.iter().map(|(t, _)| t.as_str()).collect();
+        sorted_ids(&tokens)
+    }
+}
+
+/// One owner's visit: the command of this `step` for the owner or one of
+/// its sessions, its reply checked against what the traffic knows.
+fn visit_owner(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    tracked: &mut OwnerTracked,
+    round: usize,
+    step: usize,
+) {
+    let (owner, slot) = (tracked.owner.clone(), tracked.slot);
+    let owner = owner.as_str();
+    let token_reply = |got: &Result<Value, String>| match got {
+        Ok(Value::BulkString(token)) => String::from_utf8(token.clone()).ok(),
+        _ => None,
+    };
+    match step {
+        // OLIST lists exactly the live sessions: never one short, never
+        // an empty list for an owner who has some.
+        0 => {
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "OLIST",
+                &["SESSIONGATE.OLIST", KEY, owner],
+            );
+            let want = tracked.ids();
+            match &got {
+                Ok(reply @ Value::Array(_)) => {
+                    let mut ids = listed_ids(reply);
+                    ids.sort();
+                    if ids.is_empty() && !want.is_empty() {
+                        traffic.gone += 1;
+                    }
+                    traffic.check(
+                        "OLIST",
+                        owner,
+                        Ok(Value::Array(ids.iter().map(|i| bulk(i)).collect())),
+                        Ok(Value::Array(want.iter().map(|i| bulk(i)).collect())),
+                    );
+                }
+                _ => traffic.check("OLIST", owner, got, Err("a list".into())),
+            }
+        }
+        // OSTART; past MAX_OWNED sessions, OEND ID of the oldest.
+        1 => {
+            let label = format!("r{round}");
+            let args = ["SESSIONGATE.OSTART", KEY, owner, "3600", "LABEL", &label];
+            let got = send(client, traffic, slot, "OSTART", &args);
+            match token_reply(&got) {
+                Some(token) if v2_parts(&token).is_some() => tracked.sessions.push((token, None)),
+                _ => traffic.check("OSTART", owner, got, Err("a token".into())),
+            }
+            if tracked.sessions.len() > MAX_OWNED {
+                let (oldest, _) = tracked.sessions.remove(0);
+                let id = v2_parts(&oldest).unwrap().id.to_string();
+                let args = ["SESSIONGATE.OEND", KEY, owner, "ID", &id];
+                let got = send(client, traffic, slot, "OEND ID", &args);
+                traffic.check("OEND ID", owner, got, Ok(Value::Int(1)));
+            }
+        }
+        // PSET, then PGET, on the newest session.
+        2 => {
+            let Some((token, user)) = tracked.sessions.last_mut() else {
+                return;
+            };
+            let data = format!("user-{round}");
+            let args = ["SESSIONGATE.PSET", KEY, token.as_str(), "user", &data];
+            let got = send(client, traffic, slot, "PSET", &args);
+            traffic.check("PSET", token, got, Ok(Value::Okay));
+            *user = Some(data.clone());
+            let args = ["SESSIONGATE.PGET", KEY, token.as_str(), "user"];
+            let got = send(client, traffic, slot, "PGET", &args);
+            traffic.check("PGET", token, got, Ok(bulk(&data)));
+        }
+        // EXPIRE of the oldest session: its index entry follows.
+        3 => {
+            let Some((token, _)) = tracked.sessions.first() else {
+                return;
+            };
+            let ttl = (3000 + round % 500).to_string();
+            let args = ["SESSIONGATE.EXPIRE", KEY, token.as_str(), &ttl];
+            let got = send(client, traffic, slot, "EXPIRE", &args);
+            traffic.check("EXPIRE", token, got, Ok(Value::Okay));
+        }
+        // ROTATE of the newest session: the payload follows, the old
+        // token is dead.
+        4 => {
+            let Some((token, user)) = tracked.sessions.last().cloned() else {
+                return;
+            };
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "ROTATE",
+                &["SESSIONGATE.ROTATE", KEY, &token],
+            );
+            let Some(rotated) = token_reply(&got) else {
+                traffic.check("ROTATE", &token, got, Err("a token".into()));
+                return;
+            };
+            *tracked.sessions.last_mut().unwrap() = (rotated.clone(), user.clone());
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "PGET",
+                &["SESSIONGATE.PGET", KEY, &rotated, "user"],
+            );
+            let want = user
+                .as_deref()
+                .map_or(Err(NO_PAYLOAD.into()), |u| Ok(bulk(u)));
+            traffic.check("PGET after ROTATE", &rotated, got, want);
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "TTL",
+                &["SESSIONGATE.TTL", KEY, &token],
+            );
+            if got != Err(NO_SESSION.into()) {
+                traffic.check(
+                    "TTL of a rotated token",
+                    &token,
+                    got,
+                    Err(NO_SESSION.into()),
+                );
+            }
+        }
+        // OEND EXCEPT the oldest session, or, every other time, OEND of
+        // them all.
+        _ => {
+            let Some((kept, kept_user)) = tracked.sessions.first().cloned() else {
+                return;
+            };
+            let n = tracked.sessions.len() as i64;
+            if (round / 6).is_multiple_of(2) {
+                let args = ["SESSIONGATE.OEND", KEY, owner, "EXCEPT", &kept];
+                let got = send(client, traffic, slot, "OEND EXCEPT", &args);
+                traffic.check("OEND EXCEPT", owner, got, Ok(Value::Int(n - 1)));
+                tracked.sessions = vec![(kept, kept_user)];
+            } else {
+                let got = send(
+                    client,
+                    traffic,
+                    slot,
+                    "OEND",
+                    &["SESSIONGATE.OEND", KEY, owner],
+                );
+                traffic.check("OEND", owner, got, Ok(Value::Int(n)));
+                tracked.sessions.clear();
+            }
+        }
+    }
+}
+
+/// Visits `owners` round and round until `stop`, then once more.
+fn drive_owners(
+    mut client: ClusterConnection,
+    mut owners: Vec<OwnerTracked>,
+    stop: &AtomicBool,
+) -> (Vec<OwnerTracked>, Traffic) {
+    let mut traffic = Traffic::default();
+    let mut round = 0usize;
+    loop {
+        let last_round = stop.load(Ordering::Relaxed);
+        for (i, tracked) in owners.iter_mut().enumerate() {
+            visit_owner(&mut client, &mut traffic, tracked, round, (round + i) % 6);
+        }
+        round += 1;
+        if last_round {
+            return (owners, traffic);
+        }
+    }
+}
+
+/// docs/cluster.md#during-a-migration for owner indexes, under load:
+/// clients run OSTART, OLIST, OEND (ID, EXCEPT, all), EXPIRE, PSET/PGET
+/// and ROTATE for owners in the slots `redis-cli --cluster reshard` moves,
+/// key by key. No OLIST leaves out a live session (none reads as an empty
+/// list), no session is lost or left behind, and the reshard completes
+/// (a second index on the target would stop its MIGRATE with BUSYKEY).
+/// Afterwards each index on the target lists exactly its owner's live
+/// sessions, scored with their expiries.
+#[test]
+fn redis_cli_reshard_under_owner_traffic_lists_every_live_session() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target) = (masters[0], masters[1]);
+    let mut on_source = source.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut target.connection()));
+    let moving: Vec<u16> = slots_of(&mut on_source, &source_id)
+        .into_iter()
+        .take(OWNER_SLOTS)
+        .collect();
+    // A hash tag for each moving slot, by asking CLUSTER KEYSLOT of
+    // enough candidates; its owners are `{<seed>}user-<n>`.
+    let mut seeds: BTreeMap<u16, String> = BTreeMap::new();
+    for batch in 0.. {
+        assert!(batch < 20, "no hash tag found for some moving slot");
+        let candidates: Vec<String> = (0..10_000)
+            .map(|i| format!("s{}", batch * 10_000 + i))
+            .collect();
+        for (candidate, slot) in candidates
+            .iter()
+            .zip(keyslots_of(&mut on_source, &candidates))
+        {
+            if moving.contains(&slot) {
+                seeds.entry(slot).or_insert_with(|| candidate.clone());
+            }
+        }
+        if seeds.len() == moving.len() {
+            break;
+        }
+    }
+    let mut owners = Vec::new();
+    for (slot, seed) in &seeds {
+        for n in 0..OWNERS_PER_SLOT {
+            let owner = format!("{{{seed}}}user-{n}");
+            let mut sessions = Vec::new();
+            for s in 0..3 {
+                let args = ["SESSIONGATE.OSTART", KEY, &owner, "3600"];
+                let token = String::from_utf8(ok_bytes(&mut on_source, &args)).unwrap();
+                let user = (s != 1).then(|| format!("user-{s}"));
+                if let Some(user) = &user {
+                    ok_bytes(
+                        &mut on_source,
+                        &["SESSIONGATE.PSET", KEY, &token, "user", user],
+                    );
+                }
+                sessions.push((token, user));
+            }
+            owners.push(OwnerTracked {
+                owner,
+                slot: *slot,
+                sessions,
+            });
+        }
+        let mut pipe = redis::pipe();
+        for n in 0..FILLERS_PER_SLOT {
+            pipe.cmd("SET")
+                .arg(format!("{{{seed}}}filler-{n}"))
+                .arg(n)
+                .ignore();
+        }
+        pipe.query::<()>(&mut on_source).unwrap();
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let drivers: Vec<_> = owners
+        .chunks(owners.len().div_ceil(3))
+        .map(|part| {
+            let (client, part, stop) = (patient_client(&cluster), part.to_vec(), stop.clone());
+            thread::spawn(move || drive_owners(client, part, &stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let (status, took, output) = reshard_slots(source, &source_id, &target_id, OWNER_SLOTS);
+    stop.store(true, Ordering::Relaxed);
+    let mut traffic = Traffic::default();
+    let mut owners = Vec::new();
+    for driver in drivers {
+        let (part, part_traffic) = driver.join().expect("a traffic thread");
+        owners.extend(part);
+        traffic.merge(part_traffic);
+    }
+    let (asks, tryagains) = (
+        error_count(&masters, "ASK"),
+        error_count(&masters, "TRYAGAIN"),
+    );
+    eprintln!(
+        "reshard of {OWNER_SLOTS} slots with {} owners took {took:?}; {} commands sent {:?}; \
+         the nodes replied ASK {asks} and TRYAGAIN {tryagains} times",
+        owners.len(),
+        traffic.ops,
+        traffic.by_command
+    );
+    assert!(
+        traffic.failures.is_empty(),
+        "{} OLIST replies were empty for an owner with live sessions; wrong replies (first 20 per thread):\n{}",
+        traffic.gone,
+        traffic.failures.join("\n")
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("the reshard ran past {RESHARD_DEADLINE:?}:\n{output}"));
+    assert!(status.success(), "the reshard failed ({status}):\n{output}");
+    assert!(asks > 0, "no command met the move: this run proved nothing");
+
+    let mut on_target = target.connection();
+    let served: BTreeSet<u16> = slots_of(&mut on_target, &target_id).into_iter().collect();
+    for slot in &moving {
+        assert!(served.contains(slot), "slot {slot} is not the target's");
+        assert_eq!(
+            keys_in(&mut on_source, *slot),
+            0,
+            "slot {slot} left keys on the source"
+        );
+    }
+    for tracked in &owners {
+        let owner = &tracked.owner;
+        assert_eq!(
+            olist_ids(&mut on_target, owner, false),
+            tracked.ids(),
+            "{owner}"
+        );
+        let Some((first, _)) = tracked.sessions.first() else {
+            continue;
+        };
+        let index = owner_index_key(v2_parts(first).unwrap().tag, KEY, owner.as_bytes());
+        let scores: BTreeMap<String, i64> = zrange_withscores(&mut on_target, &index)
+            .into_iter()
+            .collect();
+        assert_eq!(scores.len(), tracked.sessions.len(), "{owner}: {scores:?}");
+        for (token, user) in &tracked.sessions {
+            let at = pexpiretime(&mut on_target, &v2_key_of(token));
+            // MIGRATE moves a key's expiry as a relative TTL, so a
+            // session that moved expires up to the move's milliseconds
+            // after the score its index holds.
+            let score = scores[v2_parts(token).unwrap().id];
+            assert!(
+                (0..=MIGRATE_SHIFT_MS).contains(&(at - score)),
+                "{token}: expires at {at}, scored {score}"
+            );
+            let want = user
+                .as_deref()
+                .map_or(Err(NO_PAYLOAD.into()), |u| Ok(bulk(u)));
+            assert_eq!(
+                call(&mut on_target, &["SESSIONGATE.PGET", KEY, token, "user"]),
+                want,
+                "{token}"
+            );
+        }
+    }
+}
+
+/// `CLUSTER KEYSLOT` of each of `keys` on `con`, in one pipeline.
+fn keyslots_of(con: &mut Connection, keys: &[String]) -> Vec<u16> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(key);
+    }
+    pipe.query(con).unwrap()
+}
+
+/// Runs `redis-cli --cluster reshard` of `slots` slots from the source to
+/// the target, one key per MIGRATE (so an index and its sessions arrive
+/// apart); its exit status (`None` past RESHARD_DEADLINE), how long it
+/// took, and the tail of its output.
+fn reshard_slots(
+    source: &Server,
+    source_id: &str,
+    target_id: &str,
+    slots: usize,
+) -> (Option<std::process::ExitStatus>, Duration, String) {
+    let log_dir = fresh_dir();
+    let started = Instant::now();
+    let mut reshard = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", source.port),
+        ])
+        .args(["--cluster-from", source_id, "--cluster-to", target_id])
+        .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .args(["--cluster-pipeline", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log_dir.join("reshard.out")).unwrap())
+        .stderr(std::fs::File::create(log_dir.join("reshard.err")).unwrap())
+        .spawn()
+        .expect("run redis-cli --cluster reshard");
+    let status = loop {
+        if let Some(status) = reshard.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > RESHARD_DEADLINE {
+            let _ = reshard.kill();
+            let _ = reshard.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    let out = std::fs::read_to_string(log_dir.join("reshard.out")).unwrap_or_default();
+    let err = std::fs::read_to_string(log_dir.join("reshard.err")).unwrap_or_default();
+    let tail: Vec<&str> = out.lines().rev().take(15).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    (status, took, format!("{}\n{err}", tail.join("\n")))
+}
