@@ -149,6 +149,7 @@ impl<'c> Session<'c> {
         match self {
             Session::V1(session) => session.end(),
             Session::V2(session) => {
+                session.settle_index()?;
                 session.end(c"sessiongate.end");
                 Ok(())
             }

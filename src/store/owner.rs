@@ -38,10 +38,18 @@ impl Owned<'_> {
         self.owns(&session).then_some(session)
     }
 
-    /// The live entries, by expiry; with `prune`, the others leave the
-    /// index. `Err(TryAgain)` when a listed session's key is missing on a
-    /// node importing the slot: it may still be on its way, and is neither
-    /// dead nor to be pruned (docs/cluster.md#during-a-migration).
+    fn owns(&self, session: &Session) -> bool {
+        let record = session.record();
+        record
+            .owner
+            .is_some_and(|o| o.name == self.owner && o.namespace == self.namespace)
+    }
+
+    /// The live entries, by expiry; with `prune`, the others leave the index.
+    /// `Err(TryAgain)`, before anything is pruned, when an entry that has
+    /// not expired names a session missing on a node importing the slot:
+    /// it may still be on its way, and is neither dead nor to be left out
+    /// (docs/cluster.md#during-a-migration).
     fn live(
         &self,
         ctx: &Context,
@@ -49,30 +57,22 @@ impl Owned<'_> {
         now: i64,
         prune: bool,
     ) -> Result<Vec<Entry>, Rejection> {
-        let mut live = Vec::new();
-        let mut dead = Vec::new();
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
         for entry in index.entries() {
             if entry.expires_at < now {
-                dead.push(entry.id);
+                dead.push(entry);
                 continue;
             }
             match Session::open(ctx, self.tag, &entry.id, Access::Read, true) {
-                Ok(session) if self.owns(&session) => live.push(entry),
                 Err(Rejection::TryAgain) => return Err(Rejection::TryAgain),
-                _ => dead.push(entry.id),
+                Ok(session) if self.owns(&session) => live.push(entry),
+                _ => dead.push(entry),
             }
         }
         if prune {
-            index.remove(&dead);
+            index.remove(&dead.iter().map(|entry| entry.id).collect::<Vec<_>>());
         }
         Ok(live)
-    }
-
-    fn owns(&self, session: &Session) -> bool {
-        session
-            .record()
-            .owner
-            .is_some_and(|o| o.name == self.owner && o.namespace == self.namespace)
     }
 }
 
@@ -96,11 +96,7 @@ pub fn start_owned(ctx: &Context, owned: &Owned, start: &Start) -> Result<Minted
         return Ok(token::v2::mint(start.secret, owned.tag, &id));
     };
     let index = owned.index(ctx);
-    // New keys are not made in a slot this node is importing (as START
-    // refuses one, docs/cluster.md#during-a-migration): asked before any write.
-    if index.slot_importing() {
-        return Err(Rejection::TryAgain);
-    }
+    index.settle()?;
     let mut live = owned.live(ctx, &index, start.now, true)?;
     if let Some((n, policy)) = start.limit {
         if live.len() >= n {
@@ -132,7 +128,7 @@ pub fn start_owned(ctx: &Context, owned: &Owned, start: &Start) -> Result<Minted
             label: start.label,
             ..Record::new(&binding, start.now)
         };
-        if let Claim::Created = v2::claim(ctx, owned.tag, &id, &record, Some(expires_at)) {
+        if let Claim::Created = v2::claim_routed(ctx, owned.tag, &id, &record, Some(expires_at)) {
             index.set(&id, expires_at);
             return Ok(token::v2::format(owned.tag, &id, &signature));
         }

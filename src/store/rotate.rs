@@ -8,6 +8,7 @@ use super::index::Index;
 use super::record::{Owner, Record};
 use super::v2::{self, RECORD};
 use super::Session;
+use crate::cluster;
 use crate::error::Rejection;
 use crate::key::{Access, Key, Kind};
 use crate::token::{self, Id, Minted, Tag};
@@ -92,6 +93,16 @@ pub fn rotate(old: Session, rotation: &Rotation) -> Result<Minted, Rejection> {
         Index::of(ctx, rotation.tag, &rotation.namespace, owner).settle()?;
     }
     let id = free_id(ctx, rotation.tag)?;
+    let name = v2::key_name(ctx, rotation.tag, &id);
+    // The RENAME below names two keys of the slot, the new one missing, and
+    // Redis refuses such a command on a node importing the slot (its
+    // TRYAGAIN for multi-key commands there): so does ROTATE, before it
+    // writes anything, until the slot is this node's
+    // (docs/cluster.md#during-a-migration).
+    let old_key = carried.payloads.as_ref().or(carried.signature.as_ref());
+    if old_key.is_some_and(|old_key| cluster::importing(ctx, &[old_key, &name])) {
+        return Err(Rejection::TryAgain);
+    }
     let signature = token::v2::sign(rotation.secret, rotation.tag, &id);
     let minted = token::v2::format(rotation.tag, &id, &signature);
     let old_index = carried
@@ -115,7 +126,6 @@ pub fn rotate(old: Session, rotation: &Rotation) -> Result<Minted, Rejection> {
         return Ok(minted);
     }
 
-    let name = v2::key_name(ctx, rotation.tag, &id);
     if let Some(payloads) = &carried.payloads {
         let options = CallOptionsBuilder::new()
             .replicate()

@@ -47,6 +47,21 @@ pub fn claim(ctx: &Context, tag: Tag, id: &Id, record: &Record, expires_at: Opti
     {
         return Claim::NotServedHere;
     }
+    claim_routed(ctx, tag, id, record, expires_at)
+}
+
+/// `claim` for a command whose declared key is in `tag`'s slot (OSTART's
+/// owner), which Redis ran here only if this node serves the slot or, under
+/// ASKING, imports it: no check of the slot, which on an importing node
+/// would refuse a key it may create.
+pub fn claim_routed(
+    ctx: &Context,
+    tag: Tag,
+    id: &Id,
+    record: &Record,
+    expires_at: Option<i64>,
+) -> Claim {
+    let name = key_name(ctx, tag, id);
     let key = Key::open(ctx, &name, Access::Write);
     if key.exists() {
         return Claim::Taken;
@@ -149,6 +164,14 @@ impl<'c> Session<'c> {
     pub fn index(&self) -> Option<Index<'c>> {
         let owner = self.record().owner?;
         Some(Index::of(self.ctx, self.tag, owner.namespace, owner.name))
+    }
+
+    /// `Err(TryAgain)` when the session's owner index is missing on a node
+    /// importing the slot: it may still be on its way, and writing it here
+    /// would make a second index that the MIGRATE of the first then finds
+    /// in its way (docs/cluster.md#during-a-migration).
+    pub fn settle_index(&self) -> Result<(), Rejection> {
+        self.index().map_or(Ok(()), |index| index.settle())
     }
 
     /// How many payloads: every field but the record.
