@@ -36,6 +36,8 @@ pub struct DocArg {
     pub kind: ArgKind,
     /// May be given more than once (PMGET's names).
     pub multiple: bool,
+    /// May be left out (START's options).
+    pub optional: bool,
     /// For a group of arguments that repeats together (PMSET's pairs), or
     /// the choices of a `OneOf`.
     pub group: &'static [DocArg],
@@ -62,6 +64,7 @@ const fn arg(name: &'static CStr, kind: ArgKind) -> DocArg {
         name,
         kind,
         multiple: false,
+        optional: false,
         group: &[],
         token: None,
     }
@@ -81,6 +84,55 @@ const PAYLOADS: DocArg = DocArg {
     group: &[PAYLOAD_NAME, PAYLOAD_DATA],
     ..arg(c"payload", ArgKind::Block)
 };
+/// `<keyword> <value>`, optional.
+const fn option(keyword: &'static CStr, name: &'static CStr, kind: ArgKind) -> DocArg {
+    DocArg {
+        token: Some(keyword),
+        optional: true,
+        ..arg(name, kind)
+    }
+}
+const fn word(keyword: &'static CStr, name: &'static CStr) -> DocArg {
+    DocArg {
+        token: Some(keyword),
+        ..arg(name, ArgKind::PureToken)
+    }
+}
+const OWNER: DocArg = arg(c"owner", ArgKind::Key);
+const MAXLIFE: DocArg = option(c"MAXLIFE", c"maxlife", ArgKind::Integer);
+const LABEL: DocArg = option(c"LABEL", c"label", ArgKind::String);
+const LIMIT: DocArg = DocArg {
+    token: Some(c"LIMIT"),
+    optional: true,
+    group: &[
+        arg(c"limit", ArgKind::Integer),
+        DocArg {
+            optional: true,
+            group: &[word(c"EVICT", c"evict"), word(c"REJECT", c"reject")],
+            ..arg(c"policy", ArgKind::OneOf)
+        },
+    ],
+    ..arg(c"limit-block", ArgKind::Block)
+};
+const ROTATE_TTL: DocArg = option(c"TTL", c"ttl", ArgKind::Integer);
+const OEND_WHICH: DocArg = DocArg {
+    optional: true,
+    group: &[
+        option_required(c"EXCEPT", c"token", ArgKind::String),
+        DocArg {
+            token: Some(c"ID"),
+            multiple: true,
+            ..arg(c"id", ArgKind::String)
+        },
+    ],
+    ..arg(c"which", ArgKind::OneOf)
+};
+const fn option_required(keyword: &'static CStr, name: &'static CStr, kind: ArgKind) -> DocArg {
+    DocArg {
+        token: Some(keyword),
+        ..arg(name, kind)
+    }
+}
 const KEYRING_SUBCOMMAND: DocArg = DocArg {
     group: &[
         DocArg {
@@ -240,11 +292,15 @@ fn raw_args(
                 token: arg.token.map_or(ptr::null(), CStr::as_ptr),
                 summary: ptr::null(),
                 since: ptr::null(),
-                flags: if arg.multiple {
+                flags: (if arg.multiple {
                     raw::REDISMODULE_CMD_ARG_MULTIPLE as c_int
                 } else {
                     raw::REDISMODULE_CMD_ARG_NONE as c_int
-                },
+                }) | (if arg.optional {
+                    raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
+                } else {
+                    raw::REDISMODULE_CMD_ARG_NONE as c_int
+                }),
                 deprecated_since: ptr::null(),
                 subargs,
                 display_text: ptr::null(),
@@ -267,7 +323,7 @@ pub mod docs {
         summary: c"Starts a session that lives ttl seconds and returns its signed token.",
         complexity: O1,
         since: SINCE_0_1_0,
-        args: &[SIGN_KEY, TTL_ARG],
+        args: &[SIGN_KEY, TTL_ARG, MAXLIFE, LABEL],
     };
     pub const EXPIRE: Doc = Doc {
         summary: c"Gives a session and its payloads a new ttl in seconds; 0 ends it.",
@@ -322,6 +378,36 @@ pub mod docs {
         complexity: c"O(N) where N is the number of payloads given",
         since: SINCE_0_1_0,
         args: &[SIGN_KEY, TOKEN, PAYLOADS],
+    };
+    pub const OSTART: Doc = Doc {
+        summary: c"Starts a session of an owner, within LIMIT, and returns its token.",
+        complexity: c"O(N) where N is the number of the owner's sessions",
+        since: SINCE_0_2_0,
+        args: &[SIGN_KEY, OWNER, TTL_ARG, MAXLIFE, LABEL, LIMIT],
+    };
+    pub const OLIST: Doc = Doc {
+        summary: c"Lists an owner's live sessions, oldest first.",
+        complexity: c"O(N) where N is the number of the owner's sessions",
+        since: SINCE_0_2_0,
+        args: &[SIGN_KEY, OWNER],
+    };
+    pub const OEND: Doc = Doc {
+        summary: c"Ends an owner's sessions: all, all but one, or those named; returns how many.",
+        complexity: c"O(N) where N is the number of the owner's sessions",
+        since: SINCE_0_2_0,
+        args: &[SIGN_KEY, OWNER, OEND_WHICH],
+    };
+    pub const ROTATE: Doc = Doc {
+        summary: c"Gives a session a new token, its payloads and expiry kept; the old token stops working.",
+        complexity: O1,
+        since: SINCE_0_2_0,
+        args: &[SIGN_KEY, TOKEN, ROTATE_TTL],
+    };
+    pub const INSPECT: Doc = Doc {
+        summary: c"Returns what a session is: version, id, times, owner, label, payload count, and whether its token should be rotated.",
+        complexity: O1,
+        since: SINCE_0_2_0,
+        args: &[SIGN_KEY, TOKEN],
     };
     pub const KEYRING: Doc = Doc {
         summary: c"LIST shows each ring's secrets as state and fingerprint; RELOAD re-reads the keyring file, all or nothing.",

@@ -7,27 +7,42 @@ use crate::arg::Arg;
 use crate::config;
 use crate::error::Rejection;
 use crate::key::Access;
-use crate::keyref::Keyref;
+use crate::lifecycle::{self, Extras};
 use crate::mint::mint;
+use crate::options::Keyword;
 use crate::reply::{Answer, Reply};
 use crate::stats;
-use crate::store::{self, Session};
-use crate::token::{AnyToken, Version};
+use crate::steps::{authenticate, expiry_of, keyref_of, session_of, token_of};
+use crate::store;
+use crate::token::Version;
 use crate::validate;
 use redis_module::Context;
 
-/// SESSIONGATE.START <keyref> <ttl>
+/// SESSIONGATE.START <keyref> <ttl> [MAXLIFE <seconds>] [LABEL <text>]
+/// (docs/commands.md#start): with an option, always a v2 session.
 pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
-    let [_, keyref, ttl] = args else {
+    let [_, keyref, ttl, rest @ ..] = args else {
         return Err(Rejection::WrongArity);
     };
+    let options = lifecycle::options_of(rest, &[Keyword::Maxlife, Keyword::Label])?;
     let keyref = keyref_of(ctx, keyref)?;
     let version = match config::token_version() {
+        _ if !rest.is_empty() => Version::V2,
         2 => Version::V2,
         _ => Version::V1,
     };
+    let now = store::now_ms();
     let expires_at = expiry_of(version, ttl)?;
-    let token = mint(ctx, keyref.signing_secret(), version, expires_at)?;
+    let values = lifecycle::values_of(rest, &options, now)?;
+    let extras = match version {
+        Version::V1 => Extras::default(),
+        Version::V2 => Extras {
+            deadline: values.deadline.or_else(|| lifecycle::default_deadline(now)),
+            label: values.label,
+        },
+    };
+    let expires_at = extras.clamp(expires_at);
+    let token = mint(ctx, keyref.signing_secret(), version, expires_at, &extras)?;
     stats::SESSIONS_STARTED.incr();
     Ok(Answer::Token(token))
 }
@@ -40,7 +55,7 @@ pub fn expire(ctx: &Context, args: &[Arg]) -> Reply {
     let keyref = keyref_of(ctx, keyref)?;
     let token = token_of(token)?;
     let expires_at = expiry_of(token.version(), ttl)?;
-    let session = authenticate(ctx, &keyref, &token, Access::Write)?;
+    let (session, _) = authenticate(ctx, &keyref, &token, Access::Write)?;
     match expires_at {
         Some(at) => session.expire_at(at)?,
         None => {
@@ -158,52 +173,6 @@ pub fn end(ctx: &Context, args: &[Arg]) -> Reply {
     session_of(ctx, keyref, token, Access::Write)?.end()?;
     stats::SESSIONS_ENDED.incr();
     Ok(Answer::Ok)
-}
-
-/// Step 2: not empty, then a ring this caller may use or an allowed raw key.
-fn keyref_of<'a>(ctx: &Context, arg: &'a Arg) -> Result<Keyref<'a>, Rejection> {
-    Keyref::of(ctx, validate::sign_key(arg.as_slice())?)
-}
-
-fn token_of(arg: &Arg) -> Result<AnyToken<'_>, Rejection> {
-    validate::token(arg.as_slice())
-}
-
-/// Steps 3 and 6, for a session of `version` (v2 expiries are capped).
-fn expiry_of(version: Version, arg: &Arg) -> Result<Option<i64>, Rejection> {
-    validate::expiry_for(version, arg.parse_integer(), store::now_ms())
-}
-
-/// Steps 2, 4 and 5, then 7 to 9 of docs/errors.md#check-order, for the
-/// commands with no ttl between them: the token's session, authenticated.
-fn session_of<'c>(
-    ctx: &'c Context,
-    keyref: &Arg,
-    token: &Arg,
-    access: Access,
-) -> Result<Session<'c>, Rejection> {
-    let keyref = keyref_of(ctx, keyref)?;
-    let token = token_of(token)?;
-    authenticate(ctx, &keyref, &token, access)
-}
-
-/// Steps 7 to 9 of docs/errors.md#check-order: the keyref's secrets sign
-/// the token, the session exists (its record readable, for v2), and it
-/// holds what this very token carries.
-fn authenticate<'c>(
-    ctx: &'c Context,
-    keyref: &Keyref,
-    token: &AnyToken,
-    access: Access,
-) -> Result<Session<'c>, Rejection> {
-    if keyref.verify(token).is_none() {
-        return Err(Rejection::ForgedSignature);
-    }
-    let session = Session::find(ctx, token, access)?;
-    if !session.is_bound_to(token) {
-        return Err(Rejection::StaleSignature);
-    }
-    Ok(session)
 }
 
 fn check_payload_name(arg: &Arg) -> Result<(), Rejection> {

@@ -33,8 +33,10 @@ static MAX_PAYLOAD_NAME_LEN: AtomicI64 = AtomicI64::new(200);
 static MAX_PAYLOAD_DATA_LEN: AtomicI64 = AtomicI64::new(8_000_000);
 static MAX_PAYLOADS_PER_SESSION: AtomicI64 = AtomicI64::new(0);
 static TOKEN_VERSION: AtomicI64 = AtomicI64::new(1);
+static DEFAULT_MAX_LIFETIME: AtomicI64 = AtomicI64::new(0);
+static MAX_SESSIONS_PER_OWNER: AtomicI64 = AtomicI64::new(1000);
 
-static SETTINGS: [Setting; 4] = [
+static SETTINGS: [Setting; 6] = [
     Setting {
         name: "max-payload-name-len",
         value: &MAX_PAYLOAD_NAME_LEN,
@@ -63,7 +65,33 @@ static SETTINGS: [Setting; 4] = [
         min: 1,
         max: 2,
     },
+    Setting {
+        name: "default-max-lifetime",
+        value: &DEFAULT_MAX_LIFETIME,
+        default: 0,
+        min: 0,
+        // A deadline is at most 2^53 ms (docs/tokens.md#v2-tokens).
+        max: (1 << 53) / 1000,
+    },
+    Setting {
+        name: "max-sessions-per-owner",
+        value: &MAX_SESSIONS_PER_OWNER,
+        default: 1000,
+        min: 0,
+        max: 1_000_000,
+    },
 ];
+
+/// `sessiongate.default-max-lifetime`, seconds; 0 means none
+/// (docs/configuration.md#default-max-lifetime).
+pub fn default_max_lifetime() -> i64 {
+    DEFAULT_MAX_LIFETIME.load(Ordering::Relaxed)
+}
+
+/// `sessiongate.max-sessions-per-owner`; 0 means no limit.
+pub fn max_sessions_per_owner() -> usize {
+    read(&MAX_SESSIONS_PER_OWNER)
+}
 
 const ALLOW_RAW_KEYS_NAME: &str = "allow-raw-keys";
 static ALLOW_RAW_KEYS: AtomicBool = AtomicBool::new(true);

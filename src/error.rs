@@ -40,6 +40,20 @@ pub enum Rejection {
     /// A v2 session whose record (field `""`) the module cannot read
     /// (docs/keys.md#v2-record).
     UnreadableRecord,
+    // The session lifecycle's (docs/errors.md#lifecycle-errors).
+    EmptyOwner,
+    /// The owner exceeds the limit it carries.
+    OwnerTooLong(usize),
+    EmptyLabel,
+    /// The label exceeds the limit it carries.
+    LabelTooLong(usize),
+    InvalidMaxlife,
+    InvalidLimit,
+    InvalidId,
+    /// An OEND EXCEPT token whose session is not the owner's.
+    NotTheOwners,
+    /// LIMIT n REJECT, or `max-sessions-per-owner`, reached: the n.
+    TooManySessions(usize),
     /// The command panicked; the panic is in the Redis log.
     Internal,
 }
@@ -115,6 +129,24 @@ impl Rejection {
                 // Shown names hold no NUL (ShownName::of).
                 return Cow::Owned(CString::new(text).unwrap_or_default());
             }
+            OwnerTooLong(max) => {
+                return limit("<owner> length exceeds the maximum value allowed of ", max)
+            }
+            LabelTooLong(max) => {
+                return limit("<label> length exceeds the maximum value allowed of ", max)
+            }
+            TooManySessions(max) => {
+                return limit(
+                    "the owner has reached the maximum number of sessions allowed of ",
+                    max,
+                )
+            }
+            EmptyOwner => c"<owner> must have at least one character",
+            EmptyLabel => c"<label> must have at least one character",
+            InvalidMaxlife => c"<maxlife> must be a valid integer that represents seconds",
+            InvalidLimit => c"<limit> must be a positive integer",
+            InvalidId => c"<id> format is invalid",
+            NotTheOwners => c"the session contained in <token> does not belong to <owner>",
             WrongArity => c"ERR wrong number of arguments",
             EmptySignKey => c"<sign_key> must have at least one character",
             InvalidTtl => c"<ttl> must be a valid integer that represents seconds",

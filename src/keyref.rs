@@ -6,9 +6,11 @@
 use crate::api::api;
 use crate::config;
 use crate::error::{Rejection, ShownName};
+use crate::keyed_hmac;
 use crate::keyring;
 use crate::keyring_file::{Keyring, Ring};
 use crate::token::AnyToken;
+use hmac::Mac;
 use redis_module::{Context, RedisString};
 use std::sync::Arc;
 
@@ -70,6 +72,26 @@ impl<'a> Keyref<'a> {
         match self {
             Keyref::Raw(_) => None,
             Keyref::Ring { keyring, name } => keyring.ring(name),
+        }
+    }
+
+    /// The owner-index namespace of this keyref's application
+    /// (docs/keys.md#owner-index): `r.<ring>`, or for a raw key `k.` and
+    /// the first 8 bytes, hex, of HMAC-SHA256(raw key, `sessiongate owner
+    /// namespace`), which names the key without showing it.
+    pub fn namespace(&self) -> Vec<u8> {
+        match self {
+            Keyref::Ring { name, .. } => [&b"r."[..], name].concat(),
+            Keyref::Raw(key) => {
+                let mut mac = keyed_hmac::keyed(key);
+                mac.update(b"sessiongate owner namespace");
+                let digest = mac.finalize().into_bytes();
+                let mut ns = b"k.".to_vec();
+                for byte in &digest[..8] {
+                    ns.extend_from_slice(format!("{byte:02x}").as_bytes());
+                }
+                ns
+            }
         }
     }
 
@@ -214,7 +236,10 @@ mod tests {
             let after = Keyref::resolve(b"@app", after.clone(), true, user("u")).expect("ring");
             assert_eq!(after.verify(&minted), None);
         }
+        assert_eq!(signer.namespace(), b"r.app");
         let raw = Keyref::resolve(b"old-secret-12345678", None, true, user("u")).expect("raw");
+        // HMAC-SHA256("old-secret-12345678", "sessiongate owner namespace"), by openssl.
+        assert_eq!(raw.namespace(), b"k.8187166df952a851");
         let minted = AnyToken::parse(two.as_bytes()).expect("a token");
         assert_eq!(raw.verify(&minted), Some(Verified { stale: false }));
     }

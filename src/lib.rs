@@ -16,10 +16,13 @@ pub mod keyref;
 mod keyring;
 mod keyring_command;
 pub mod keyring_file;
+mod lifecycle;
 mod mint;
+pub mod options;
 mod reply;
 mod requirements;
 mod stats;
+mod steps;
 mod store;
 pub mod token;
 pub mod validate;
@@ -87,6 +90,31 @@ extern "C" fn pmset(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
     entry::dispatch(ctx, argv, argc, commands::pmset)
 }
 
+/// SESSIONGATE.OSTART <keyref> <owner> <ttl> [options]
+extern "C" fn ostart(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, lifecycle::ostart)
+}
+
+/// SESSIONGATE.OLIST <keyref> <owner>
+extern "C" fn olist(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, lifecycle::olist)
+}
+
+/// SESSIONGATE.OEND <keyref> <owner> [EXCEPT <token> | ID <id> …]
+extern "C" fn oend(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, lifecycle::oend)
+}
+
+/// SESSIONGATE.ROTATE <keyref> <token> [TTL <seconds>]
+extern "C" fn rotate(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, lifecycle::rotate)
+}
+
+/// SESSIONGATE.INSPECT <keyref> <token>
+extern "C" fn inspect(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
+    entry::dispatch(ctx, argv, argc, lifecycle::inspect)
+}
+
 /// SESSIONGATE.KEYRING <LIST | RELOAD>
 extern "C" fn keyring(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int {
     entry::dispatch(ctx, argv, argc, keyring_command::run)
@@ -98,7 +126,7 @@ extern "C" fn keyring(ctx: *mut Ctx, argv: *mut *mut Str, argc: c_int) -> c_int 
 // (command_info.rs), so that the module loads on Redis 7.0. KEYRING acts
 // on this node's keyring, not on the keyspace: no key, and `admin`, so that
 // only an operator's ACL user may run it (docs/keyrings.md#keyring-list).
-const COMMANDS: [Command; 11] = [
+const COMMANDS: [Command; 16] = [
     command(
         c"sessiongate.start",
         start,
@@ -152,6 +180,35 @@ const COMMANDS: [Command; 11] = [
         &docs::PMSET,
     ),
     command(
+        c"sessiongate.ostart",
+        ostart,
+        c"write deny-oom",
+        OWNER,
+        &docs::OSTART,
+    ),
+    command(
+        c"sessiongate.olist",
+        olist,
+        c"readonly",
+        OWNER,
+        &docs::OLIST,
+    ),
+    command(c"sessiongate.oend", oend, c"write", OWNER, &docs::OEND),
+    command(
+        c"sessiongate.rotate",
+        rotate,
+        c"write deny-oom fast",
+        TOKEN,
+        &docs::ROTATE,
+    ),
+    command(
+        c"sessiongate.inspect",
+        inspect,
+        c"readonly fast",
+        TOKEN,
+        &docs::INSPECT,
+    ),
+    command(
         c"sessiongate.keyring",
         keyring,
         c"admin",
@@ -160,6 +217,9 @@ const COMMANDS: [Command; 11] = [
     ),
 ];
 const TOKEN: (c_int, c_int, c_int) = (2, 2, 1);
+/// The owner commands declare the owner (argument 2), so Redis Cluster
+/// routes them to its slot, where its index and sessions are.
+const OWNER: (c_int, c_int, c_int) = (2, 2, 1);
 const KEYLESS: (c_int, c_int, c_int) = (0, 0, 0);
 
 const fn command(

@@ -5,6 +5,7 @@
 
 use crate::cluster::Served;
 use crate::error::Rejection;
+use crate::lifecycle::Extras;
 use crate::stats;
 use crate::store::record::Record;
 use crate::store::{self, Claim};
@@ -18,6 +19,7 @@ pub fn mint(
     secret: &[u8],
     version: Version,
     expires_at: Option<i64>,
+    extras: &Extras,
 ) -> Result<Minted, Rejection> {
     let now = store::now_ms();
     let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
@@ -40,8 +42,12 @@ pub fn mint(
                     .ok_or(Rejection::NoServedSlot)?;
                 let tag = Tag::of_slot(slot).ok_or(Rejection::NoServedSlot)?;
                 let signature = v2::sign(secret, tag, &id);
-                let binding = first_half(&signature);
-                let record = Record::new(&binding, now);
+                let binding = token::first_half(&signature);
+                let record = Record {
+                    deadline: extras.deadline,
+                    label: extras.label,
+                    ..Record::new(&binding, now)
+                };
                 let claim = store::claim_v2(ctx, tag, &id, &record, expires_at);
                 // Not slot_of the whole v2 token: its hash tag is `tag`.
                 (v2::format(tag, &id, &signature), claim, Some(slot))
@@ -60,11 +66,4 @@ pub fn mint(
         }
     }
     Err(Rejection::NoFreeId)
-}
-
-/// A v2 session's binding: its token signature's first 32 hex characters.
-fn first_half(signature: &token::Signature) -> [u8; 32] {
-    let mut binding = [0; 32];
-    binding.copy_from_slice(&signature[..32]);
-    binding
 }

@@ -31,7 +31,31 @@ pub enum Answer {
     /// KEYRING LIST (docs/keyrings.md#keyring-list): an array with one
     /// `[name, [[state, fingerprint], …]]` per ring, in both protocols.
     Rings(Vec<RingListing>),
+    /// Named facts: a map under RESP3, a flat name/value array under RESP2
+    /// (INSPECT).
+    Fields(Fields),
+    /// An array of `Fields` (OLIST).
+    EachFields(Vec<Fields>),
 }
+
+/// One value of `Fields`.
+pub enum Field {
+    Integer(i64),
+    Bytes(Vec<u8>),
+    Nil,
+}
+
+impl Field {
+    pub fn integer_or_nil(value: Option<i64>) -> Field {
+        value.map_or(Field::Nil, Field::Integer)
+    }
+
+    pub fn bytes_or_nil(value: Option<Vec<u8>>) -> Field {
+        value.map_or(Field::Nil, Field::Bytes)
+    }
+}
+
+pub type Fields = Vec<(&'static str, Field)>;
 
 /// One ring as KEYRING LIST shows it: its name, and each secret's state and
 /// fingerprint, primary first.
@@ -85,10 +109,31 @@ pub fn send(ctx: &Context, reply: Reply) -> c_int {
                 }
                 raw::REDISMODULE_OK as c_int
             }
+            Ok(Answer::Fields(fields)) => fields_reply(ctx, &fields),
+            Ok(Answer::EachFields(all)) => {
+                api!(RedisModule_ReplyWithArray)(ctx, all.len() as c_long);
+                for fields in &all {
+                    fields_reply(ctx, fields);
+                }
+                raw::REDISMODULE_OK as c_int
+            }
             Err(Rejection::WrongArity) => api!(RedisModule_WrongArity)(ctx),
             Err(rejection) => api!(RedisModule_ReplyWithError)(ctx, rejection.message().as_ptr()),
         }
     }
+}
+
+unsafe fn fields_reply(ctx: *mut raw::RedisModuleCtx, fields: &Fields) -> c_int {
+    api!(RedisModule_ReplyWithMap)(ctx, fields.len() as c_long);
+    for (name, value) in fields {
+        bytes(ctx, name.as_bytes());
+        match value {
+            Field::Integer(n) => api!(RedisModule_ReplyWithLongLong)(ctx, *n),
+            Field::Bytes(data) => bytes(ctx, data),
+            Field::Nil => api!(RedisModule_ReplyWithNull)(ctx),
+        };
+    }
+    raw::REDISMODULE_OK as c_int
 }
 
 /// A bulk string from bytes.

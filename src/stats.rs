@@ -32,6 +32,9 @@ pub static PAYLOADS_SET: Counter = Counter::new();
 pub static PAYLOADS_READ: Counter = Counter::new();
 pub static PAYLOADS_DELETED: Counter = Counter::new();
 pub static IDS_DRAWN: Counter = Counter::new();
+pub static SESSIONS_ROTATED: Counter = Counter::new();
+pub static SESSIONS_EVICTED: Counter = Counter::new();
+pub static SESSIONS_ENDED_BY_OWNER: Counter = Counter::new();
 static SIGNATURE_FAILURES: Counter = Counter::new();
 static MALFORMED_TOKENS: Counter = Counter::new();
 static MISSING_SESSIONS: Counter = Counter::new();
@@ -63,6 +66,9 @@ pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
         ("missing_sessions", &MISSING_SESSIONS),
         ("unknown_rings", &UNKNOWN_RINGS),
         ("ids_drawn", &IDS_DRAWN),
+        ("sessions_rotated", &SESSIONS_ROTATED),
+        ("sessions_evicted", &SESSIONS_EVICTED),
+        ("sessions_ended_by_owner", &SESSIONS_ENDED_BY_OWNER),
     ];
     // An empty name is the module's default section.
     let built = fields

@@ -56,6 +56,50 @@ pub fn expiry_for(
     }
 }
 
+/// The longest owner and label (docs/errors.md#lifecycle-errors).
+pub const MAX_OWNER_LEN: usize = 512;
+pub const MAX_LABEL_LEN: usize = 512;
+
+pub fn owner(arg: &[u8]) -> Result<&[u8], Rejection> {
+    let owner = non_empty(arg, Rejection::EmptyOwner)?;
+    within(owner, MAX_OWNER_LEN, Rejection::OwnerTooLong(MAX_OWNER_LEN))?;
+    Ok(owner)
+}
+
+pub fn label(arg: &[u8]) -> Result<&[u8], Rejection> {
+    let label = non_empty(arg, Rejection::EmptyLabel)?;
+    within(label, MAX_LABEL_LEN, Rejection::LabelTooLong(MAX_LABEL_LEN))?;
+    Ok(label)
+}
+
+/// MAXLIFE: a deadline `seconds` from `now_ms`, at least 1 second and at
+/// most `MAX_V2_EXPIRY_MS`.
+pub fn maxlife(seconds: Option<i64>, now_ms: i64) -> Result<i64, Rejection> {
+    match seconds {
+        Some(seconds) if seconds >= 1 => seconds
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(now_ms))
+            .filter(|at| *at <= MAX_V2_EXPIRY_MS)
+            .ok_or(Rejection::InvalidMaxlife),
+        _ => Err(Rejection::InvalidMaxlife),
+    }
+}
+
+/// LIMIT's n: an integer of at least 1.
+pub fn limit(n: Option<i64>) -> Result<usize, Rejection> {
+    n.filter(|n| *n >= 1)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(Rejection::InvalidLimit)
+}
+
+/// An OEND ID: 16 of `[A-Za-z0-9]`.
+pub fn id(arg: &[u8]) -> Result<&[u8; 16], Rejection> {
+    <&[u8; 16]>::try_from(arg)
+        .ok()
+        .filter(|id| id.iter().all(u8::is_ascii_alphanumeric))
+        .ok_or(Rejection::InvalidId)
+}
+
 /// Step 10.
 pub fn payload_name(arg: &[u8], max_len: usize) -> Result<(), Rejection> {
     within(
@@ -93,6 +137,37 @@ fn within(bytes: &[u8], max_len: usize, otherwise: Rejection) -> Result<(), Reje
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifecycle_values_are_checked_as_documented() {
+        assert_eq!(owner(b""), Err(Rejection::EmptyOwner));
+        assert_eq!(owner(&[0; 512]), Ok(&[0u8; 512][..]));
+        assert_eq!(owner(&[0; 513]), Err(Rejection::OwnerTooLong(512)));
+        assert_eq!(label(b""), Err(Rejection::EmptyLabel));
+        assert_eq!(label(&[7; 513]), Err(Rejection::LabelTooLong(512)));
+        assert_eq!(maxlife(Some(1), 5), Ok(1005));
+        for bad in [
+            None,
+            Some(0),
+            Some(-1),
+            Some(i64::MAX),
+            Some(MAX_V2_EXPIRY_MS / 1000 + 1),
+        ] {
+            assert_eq!(maxlife(bad, 5), Err(Rejection::InvalidMaxlife), "{bad:?}");
+        }
+        assert_eq!(limit(Some(1)), Ok(1));
+        for bad in [None, Some(0), Some(-3)] {
+            assert_eq!(limit(bad), Err(Rejection::InvalidLimit));
+        }
+        assert_eq!(id(b"AbCdEfGh01234567"), Ok(b"AbCdEfGh01234567"));
+        for bad in [
+            &b"AbCdEfGh0123456"[..],
+            b"AbCdEfGh012345678",
+            b"AbCdEfGh0123456-",
+        ] {
+            assert_eq!(id(bad), Err(Rejection::InvalidId));
+        }
+    }
 
     const NOW: i64 = 1_800_000_000_000;
 

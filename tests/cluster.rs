@@ -724,3 +724,414 @@ fn v1_and_v2_sessions_side_by_side() {
         count(&mut con, v2_slot, &none);
     }
 }
+
+/// A token from a reply, or a panic naming what was sent.
+fn token_of(reply: Result<Value, String>, what: &str) -> String {
+    match reply {
+        Ok(Value::BulkString(token)) => String::from_utf8(token).expect("tokens are ASCII"),
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+/// Owners whose hash-tag reading is easy to get wrong: Redis hashes the
+/// bytes between the first `{` and the first `}` after it when there are
+/// any, else the whole key (`{}` and `{}{a}` whole; `a{b}c` by `b`;
+/// `a{b{c}d}` by `b{c`; `x}{y}` by `y`), and any byte may be in an owner.
+const TRICKY_OWNERS: [&[u8]; 9] = [
+    b"{}",
+    b"a{b}c",
+    b"a{b{c}d}",
+    b"plain",
+    b"{user1000}x",
+    b"{}{a}",
+    b"x}{y}",
+    b"\x00\xff{\x80\x01}\r\n",
+    b"\xc3\xa9l\xc3\xa8ve{",
+];
+
+/// SPEC 6.3 and Part 4: OSTART, OLIST and OEND declare the owner as their
+/// key, so a client routes them by it, hash tags and binary bytes
+/// included. The owner's sessions and index sit in the slot `CLUSTER
+/// KEYSLOT` gives the owner, on its master: no node replies MOVED (INFO
+/// errorstats), and a plain connection to that master gets no error.
+#[test]
+fn owner_commands_route_by_the_owner_with_braces_and_binary_bytes() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let mut client = cluster.client();
+    assert_eq!(
+        on_node(&mut client, masters[0].port, &["PING"]),
+        Ok(Value::SimpleString("PONG".into()))
+    );
+    let before = redirections(&masters);
+    let mut slots_seen = std::collections::BTreeSet::new();
+    for owner in TRICKY_OWNERS {
+        let shown = String::from_utf8_lossy(owner).into_owned();
+        let slot = keyslot(&mut masters[0].connection(), owner);
+        slots_seen.insert(slot);
+        let master = cluster.master_of(slot);
+        let mut con = master.connection();
+        let ostart = |label: &[u8]| -> Vec<Vec<u8>> {
+            [
+                &b"SESSIONGATE.OSTART"[..],
+                KEY.as_bytes(),
+                owner,
+                b"600",
+                b"LABEL",
+                label,
+            ]
+            .map(<[u8]>::to_vec)
+            .to_vec()
+        };
+        // One session through the cluster client, one on a plain
+        // connection to the owner's master, which would reply MOVED to a
+        // command for a slot it does not serve.
+        let first = token_of(by_key(&mut client, owner, &ostart(b"phone")), &shown);
+        let second = token_of(call(&mut con, &ostart(b"laptop")), &shown);
+        let mut ids = Vec::new();
+        for token in [&first, &second] {
+            let parts = v2_parts(token).unwrap_or_else(|| panic!("{shown}: {token}"));
+            assert_eq!(
+                keyslot(&mut con, token.as_bytes()),
+                slot,
+                "{shown}: {token}"
+            );
+            assert_eq!(keyslot(&mut con, v2_key_of(token).as_bytes()), slot);
+            assert_eq!(
+                call(&mut con, &["EXISTS", &v2_key_of(token)]),
+                Ok(Value::Int(1)),
+                "{shown}: {token} on its owner's master"
+            );
+            ids.push(parts.id.to_string());
+        }
+        let tag = v2_parts(&first).unwrap().tag;
+        let index = owner_index_key(tag, KEY, owner);
+        assert_eq!(keyslot(&mut con, &index), slot, "{shown}: the index's slot");
+        let mut members = zrange_withscores(&mut con, &index);
+        members.sort();
+        let mut want: Vec<(String, i64)> = [&first, &second]
+            .iter()
+            .map(|t| {
+                (
+                    v2_parts(t).unwrap().id.to_string(),
+                    pexpiretime(&mut con, &v2_key_of(t)),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(members, want, "{shown}: the index");
+
+        // INSPECT, routed by the token, names the owner byte for byte.
+        let inspected = by_token(&mut client, &first, &["SESSIONGATE.INSPECT", KEY, &first]);
+        let fields = fields_of(&inspected.unwrap());
+        assert_eq!(
+            fields["owner"],
+            Value::BulkString(owner.to_vec()),
+            "{shown}"
+        );
+
+        let olist = [&b"SESSIONGATE.OLIST"[..], KEY.as_bytes(), owner];
+        let mut listed = listed_ids(&by_key(&mut client, owner, &olist).unwrap());
+        listed.sort();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(listed, sorted, "{shown}: OLIST");
+        assert_eq!(listed_ids(&call(&mut con, &olist).unwrap()).len(), 2);
+
+        // OEND by id, then everywhere but one token, then everywhere.
+        let oend_id = [
+            b"SESSIONGATE.OEND",
+            KEY.as_bytes(),
+            owner,
+            b"ID",
+            ids[1].as_bytes(),
+        ];
+        assert_eq!(
+            by_key(&mut client, owner, &oend_id),
+            Ok(Value::Int(1)),
+            "{shown}"
+        );
+        let third = token_of(by_key(&mut client, owner, &ostart(b"tablet")), &shown);
+        assert_eq!(keyslot(&mut con, third.as_bytes()), slot);
+        let except = [
+            b"SESSIONGATE.OEND",
+            KEY.as_bytes(),
+            owner,
+            b"EXCEPT",
+            first.as_bytes(),
+        ];
+        assert_eq!(call(&mut con, &except), Ok(Value::Int(1)), "{shown}");
+        assert_eq!(
+            listed_ids(&by_key(&mut client, owner, &olist).unwrap()),
+            vec![ids[0].clone()],
+            "{shown}"
+        );
+        let oend = [&b"SESSIONGATE.OEND"[..], KEY.as_bytes(), owner];
+        assert_eq!(
+            by_key(&mut client, owner, &oend),
+            Ok(Value::Int(1)),
+            "{shown}"
+        );
+        assert_eq!(
+            by_key(&mut client, owner, &olist),
+            Ok(Value::Array(vec![])),
+            "{shown}"
+        );
+        for token in [&first, &second, &third] {
+            assert_eq!(
+                by_token(&mut client, token, &["SESSIONGATE.TTL", KEY, token]),
+                Err(NO_SESSION.into())
+            );
+        }
+        assert_eq!(call(&mut con, &[&b"EXISTS"[..], &index]), Ok(Value::Int(0)));
+    }
+    assert!(
+        slots_seen.len() >= 7,
+        "the owners share slots: {slots_seen:?}"
+    );
+    assert_eq!(redirections(&masters), before, "(MOVED, ASK) replies");
+}
+
+/// SPEC 6.2 and Part 4: ROTATE declares the token, so a client routes it by
+/// the old token, and the new token carries the canonical tag of the old
+/// token's slot: a v2 session, a v1 one (whose slot is its keys' hash tag,
+/// the whole token) and an owned one each stay on the master that served
+/// them, payloads carried by a RENAME within the slot, the old token dead,
+/// an owned session's index naming the new id. No node replies MOVED.
+#[test]
+fn rotate_keeps_each_session_in_its_slot_on_its_master_with_no_moved() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let mut client = cluster.client();
+    assert_eq!(
+        on_node(&mut client, masters[0].port, &["PING"]),
+        Ok(Value::SimpleString("PONG".into()))
+    );
+    let before = redirections(&masters);
+    let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+    // Asserts that `new`, rotated from `old`, is a v2 token of `old`'s slot
+    // served by `con`'s master, and `old` is dead; the new token's slot.
+    let assert_rotated =
+        |client: &mut ClusterConnection, con: &mut Connection, old: &str, new: &str| {
+            let slot = keyslot(con, old.as_bytes());
+            let parts = v2_parts(new).unwrap_or_else(|| panic!("ROTATE {old} minted {new}"));
+            assert_eq!(keyslot(con, new.as_bytes()), slot, "{old} -> {new}");
+            assert_eq!(keyslot(con, parts.tag.as_bytes()), slot, "{new}: its tag");
+            assert_eq!(
+                hmac_hex(KEY.as_bytes(), parts.signed.as_bytes()),
+                parts.signature
+            );
+            assert_eq!(
+                call(con, &["EXISTS", &v2_key_of(new)]),
+                Ok(Value::Int(1)),
+                "{new} on the master of {old}"
+            );
+            for args in [
+                vec!["SESSIONGATE.TTL", KEY, old],
+                vec!["SESSIONGATE.PGET", KEY, old, "user"],
+                vec!["SESSIONGATE.ROTATE", KEY, old],
+            ] {
+                assert_eq!(
+                    by_token(client, old, &args),
+                    Err(NO_SESSION.into()),
+                    "{args:?}"
+                );
+            }
+            let inspected =
+                fields_of(&by_token(client, new, &["SESSIONGATE.INSPECT", KEY, new]).unwrap());
+            assert_eq!(inspected["version"], Value::Int(2), "{new}");
+            slot
+        };
+    let ttl_of = |client: &mut ClusterConnection, token: &str| match by_token(
+        client,
+        token,
+        &["SESSIONGATE.TTL", KEY, token],
+    ) {
+        Ok(Value::Int(ttl)) => ttl,
+        other => panic!("TTL {token}: {other:?}"),
+    };
+
+    for master in &masters {
+        let mut con = master.connection();
+        // v1, with payloads: its two keys give way to one v2 hash.
+        let v1 = start(&mut con, KEY, 600);
+        assert!(v1.starts_with("v1."), "{v1}");
+        let set = ["SESSIONGATE.PMSET", KEY, &v1, "user", "alice", "cart", "3"];
+        assert_eq!(by_token(&mut client, &v1, &set), Ok(Value::Okay));
+        let rotated = token_of(
+            by_token(&mut client, &v1, &["SESSIONGATE.ROTATE", KEY, &v1]),
+            &v1,
+        );
+        let slot = assert_rotated(&mut client, &mut con, &v1, &rotated);
+        for key in [signature_key_of(&v1), payloads_key_of(&v1)] {
+            assert_eq!(
+                call(&mut con, &["EXISTS", &key]),
+                Ok(Value::Int(0)),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            by_token(
+                &mut client,
+                &rotated,
+                &["SESSIONGATE.PGETALL", KEY, &rotated]
+            ),
+            Ok(Value::Array(
+                ["cart", "3", "user", "alice"].map(bulk).to_vec()
+            ))
+        );
+        assert!(
+            (595..=600).contains(&ttl_of(&mut client, &rotated)),
+            "the expiry is kept"
+        );
+        assert_eq!(keys_in(&mut con, slot), 1, "slot {slot}: the one v2 hash");
+
+        // v1 without payloads: a record and nothing else.
+        let bare = start(&mut con, KEY, 600);
+        let rotated_bare = token_of(
+            by_token(&mut client, &bare, &["SESSIONGATE.ROTATE", KEY, &bare]),
+            &bare,
+        );
+        assert_rotated(&mut client, &mut con, &bare, &rotated_bare);
+        assert_eq!(
+            by_token(
+                &mut client,
+                &rotated_bare,
+                &["SESSIONGATE.PGETALL", KEY, &rotated_bare]
+            ),
+            Ok(Value::Array(vec![]))
+        );
+
+        // v2 (START with an option mints v2), rotated twice, the second
+        // time with a new TTL: the label and payloads follow.
+        let v2 = token_of(
+            call(
+                &mut con,
+                &["SESSIONGATE.START", KEY, "600", "LABEL", "phone"],
+            ),
+            "START LABEL",
+        );
+        assert_eq!(
+            by_token(
+                &mut client,
+                &v2,
+                &["SESSIONGATE.PSET", KEY, &v2, "user", "bob"]
+            ),
+            Ok(Value::Okay)
+        );
+        let once = token_of(
+            by_token(&mut client, &v2, &["SESSIONGATE.ROTATE", KEY, &v2]),
+            &v2,
+        );
+        assert_rotated(&mut client, &mut con, &v2, &once);
+        let twice = token_of(
+            by_token(
+                &mut client,
+                &once,
+                &["SESSIONGATE.ROTATE", KEY, &once, "TTL", "900"],
+            ),
+            &once,
+        );
+        let slot = assert_rotated(&mut client, &mut con, &once, &twice);
+        assert_eq!(keyslot(&mut con, v2.as_bytes()), slot);
+        assert!(
+            (895..=900).contains(&ttl_of(&mut client, &twice)),
+            "TTL 900"
+        );
+        assert_eq!(
+            by_token(
+                &mut client,
+                &twice,
+                &["SESSIONGATE.PGET", KEY, &twice, "user"]
+            ),
+            Ok(bulk("bob"))
+        );
+        let inspected = fields_of(
+            &by_token(&mut client, &twice, &["SESSIONGATE.INSPECT", KEY, &twice]).unwrap(),
+        );
+        assert_eq!(inspected["label"], bulk("phone"));
+        let hash: i64 = redis::cmd("HLEN")
+            .arg(v2_key_of(&twice))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(hash, 2, "the record and user");
+    }
+
+    // Owned sessions, one owner per trick of TRICKY_OWNERS: the index on
+    // the owner's master names the new id with the new expiry.
+    for owner in TRICKY_OWNERS {
+        let shown = String::from_utf8_lossy(owner).into_owned();
+        let slot = keyslot(&mut masters[0].connection(), owner);
+        let mut con = cluster.master_of(slot).connection();
+        let ostart = [&b"SESSIONGATE.OSTART"[..], KEY.as_bytes(), owner, b"600"];
+        let kept = token_of(by_key(&mut client, owner, &ostart), &shown);
+        let old = token_of(by_key(&mut client, owner, &ostart), &shown);
+        assert_eq!(
+            by_token(
+                &mut client,
+                &old,
+                &["SESSIONGATE.PSET", KEY, &old, "user", "carol"]
+            ),
+            Ok(Value::Okay)
+        );
+        let new = token_of(
+            by_token(
+                &mut client,
+                &old,
+                &["SESSIONGATE.ROTATE", KEY, &old, "TTL", "300"],
+            ),
+            &shown,
+        );
+        assert_eq!(
+            assert_rotated(&mut client, &mut con, &old, &new),
+            slot,
+            "{shown}"
+        );
+        let olist = [&b"SESSIONGATE.OLIST"[..], KEY.as_bytes(), owner];
+        let mut listed = listed_ids(&by_key(&mut client, owner, &olist).unwrap());
+        listed.sort();
+        let mut want = vec![
+            v2_parts(&kept).unwrap().id.to_string(),
+            v2_parts(&new).unwrap().id.to_string(),
+        ];
+        want.sort();
+        assert_eq!(listed, want, "{shown}: OLIST after ROTATE");
+        let index = owner_index_key(v2_parts(&new).unwrap().tag, KEY, owner);
+        let scores: BTreeMap<String, i64> =
+            zrange_withscores(&mut con, &index).into_iter().collect();
+        assert_eq!(scores.len(), 2, "{shown}: {scores:?}");
+        assert_eq!(
+            scores[v2_parts(&new).unwrap().id],
+            pexpiretime(&mut con, &v2_key_of(&new)),
+            "{shown}: the new id's score is its expiry"
+        );
+        let inspected =
+            fields_of(&by_token(&mut client, &new, &["SESSIONGATE.INSPECT", KEY, &new]).unwrap());
+        assert_eq!(inspected["owner"], Value::BulkString(owner.to_vec()));
+        assert_eq!(
+            by_token(&mut client, &new, &["SESSIONGATE.PGET", KEY, &new, "user"]),
+            Ok(bulk("carol"))
+        );
+        // EXCEPT the new token: only the other session ends.
+        let except = [
+            b"SESSIONGATE.OEND",
+            KEY.as_bytes(),
+            owner,
+            b"EXCEPT",
+            new.as_bytes(),
+        ];
+        assert_eq!(
+            by_key(&mut client, owner, &except),
+            Ok(Value::Int(1)),
+            "{shown}"
+        );
+        let oend = [&b"SESSIONGATE.OEND"[..], KEY.as_bytes(), owner];
+        assert_eq!(
+            by_key(&mut client, owner, &oend),
+            Ok(Value::Int(1)),
+            "{shown}"
+        );
+        assert_eq!(call(&mut con, &[&b"EXISTS"[..], &index]), Ok(Value::Int(0)));
+    }
+    assert_eq!(redirections(&masters), before, "(MOVED, ASK) replies");
+}

@@ -92,7 +92,15 @@ fn command_docs_describe_every_command() {
         }
     }
     let expected: [(&str, &[&str]); 4] = [
-        ("sessiongate.start", &["sign_key:string", "ttl:integer"]),
+        (
+            "sessiongate.start",
+            &[
+                "sign_key:string",
+                "ttl:integer",
+                "maxlife:integer:optional",
+                "label:string:optional",
+            ],
+        ),
         (
             "sessiongate.pset",
             &[

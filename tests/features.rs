@@ -368,7 +368,7 @@ fn info_counters_move_by_exactly_what_happened() {
     let server = Server::start(&[]);
     let mut con = server.connection();
     let before = counters(&mut con);
-    assert_eq!(before.len(), 11, "{before:?}");
+    assert_eq!(before.len(), 14, "{before:?}");
     assert!(before.values().all(|v| *v == 0));
 
     let a = start(&mut con, KEY, 100);
@@ -416,6 +416,9 @@ fn info_counters_move_by_exactly_what_happened() {
         ("unknown_rings".to_string(), 0),
         // Standalone, every START draws one id, ttl 0 included.
         ("ids_drawn".to_string(), 3),
+        ("sessions_rotated".to_string(), 0),
+        ("sessions_evicted".to_string(), 0),
+        ("sessions_ended_by_owner".to_string(), 0),
     ]);
     assert_eq!(after, expected);
 }

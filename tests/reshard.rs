@@ -1459,3 +1459,746 @@ fn a_replica_serving_reads_still_says_does_not_exist() {
         );
     }
 }
+
+/// The owner commands for `owner`, each of which needs its index: OSTART
+/// (plain, LIMIT … REJECT, LIMIT … EVICT), OLIST, OEND (all, by id, and,
+/// with `except`, everywhere but that token).
+fn owner_commands<'a>(owner: &'a str, id: &'a str, except: Option<&'a str>) -> Vec<Vec<&'a str>> {
+    let mut all = vec![
+        vec!["SESSIONGATE.OSTART", KEY, owner, "600"],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            owner,
+            "600",
+            "LIMIT",
+            "1",
+            "REJECT",
+        ],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            owner,
+            "600",
+            "LABEL",
+            "x",
+            "LIMIT",
+            "1",
+        ],
+        vec!["SESSIONGATE.OLIST", KEY, owner],
+        vec!["SESSIONGATE.OEND", KEY, owner],
+        vec!["SESSIONGATE.OEND", KEY, owner, "ID", id],
+    ];
+    if let Some(token) = except {
+        all.push(vec!["SESSIONGATE.OEND", KEY, owner, "EXCEPT", token]);
+    }
+    all
+}
+
+/// Every owner command for `owner`, sent to the importing node with
+/// ASKING, must be TRYAGAIN and leave the slot's keys there as they were:
+/// never a second index, never a session pruned from one.
+fn owner_try_again(
+    on_target: &mut Connection,
+    slot: u16,
+    owner: &str,
+    id: &str,
+    except: Option<&str>,
+) {
+    let keys_before = keys_in_slot(on_target, slot);
+    for args in owner_commands(owner, id, except) {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+}
+
+/// The commands on an owned session's token that write its owner's index
+/// (EXPIRE, END, ROTATE), sent with ASKING: TRYAGAIN, nothing written.
+fn index_writes_try_again(on_target: &mut Connection, slot: u16, token: &str) {
+    let keys_before = keys_in_slot(on_target, slot);
+    for args in [
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "900"],
+        vec!["SESSIONGATE.EXPIRE", KEY, token, "0"],
+        vec!["SESSIONGATE.END", KEY, token],
+        vec!["SESSIONGATE.ROTATE", KEY, token],
+        vec!["SESSIONGATE.ROTATE", KEY, token, "TTL", "900"],
+    ] {
+        assert_eq!(asking(on_target, &args), Err(TRY_AGAIN.into()), "{args:?}");
+    }
+    assert_eq!(
+        keys_in_slot(on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+}
+
+/// The ids OLIST lists for `owner` on `con` (with ASKING if `ask`), sorted.
+fn olist_ids(con: &mut Connection, owner: &str, ask: bool) -> Vec<String> {
+    let args = ["SESSIONGATE.OLIST", KEY, owner];
+    let reply = if ask {
+        asking(con, &args)
+    } else {
+        call(con, &args)
+    };
+    let mut ids = listed_ids(&reply.unwrap_or_else(|e| panic!("OLIST {owner}: {e}")));
+    ids.sort();
+    ids
+}
+
+/// `ZRANGE key 0 -1 WITHSCORES` sent with ASKING: an index on the node
+/// importing its slot.
+fn asking_zrange(con: &mut Connection, key: &[u8]) -> Vec<(String, i64)> {
+    let flat: Vec<(String, f64)> = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query::<(Vec<(String, f64)>,)>(con)
+        .unwrap()
+        .0;
+    flat.into_iter().map(|(m, s)| (m, s as i64)).collect()
+}
+
+fn sorted_ids(tokens: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = tokens
+        .iter()
+        .map(|t| v2_parts(t).unwrap().id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// docs/cluster.md#during-a-migration for owner indexes (SPEC 4 and 6.3):
+/// an owner command's declared key, the owner, is never a Redis key, so
+/// while the owner's slot moves the source sends every owner command on
+/// with ASK. The importing node replies TRYAGAIN, writing nothing, while
+/// the owner's index has not arrived (it may be on its way: never a second
+/// index) or a session the index lists has not (never a live session left
+/// out of OLIST, or pruned by OEND or OSTART); EXPIRE, END and ROTATE of an
+/// owned session whose index is not there do the same. Once the index and
+/// its sessions are there, the owner is served. ROTATE, whose RENAME is a
+/// two-key command, is TRYAGAIN on the importing node until the slot is
+/// its own, as Redis answers any multi-key command there.
+#[test]
+fn an_owner_slot_moved_by_hand_answers_try_again_until_its_index_and_sessions_have_arrived() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target, third) = (masters[0], masters[1], masters[2]);
+    let mut on_source = source.connection();
+    let mut on_target = target.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut on_target));
+
+    // a: an owner of the source's; b and c share its slot by hash tag. a's
+    // sessions move before its index, b's index before its sessions; c
+    // has none.
+    let served: BTreeSet<u16> = slots_of(&mut on_source, &source_id).into_iter().collect();
+    let a = (0..)
+        .map(|i| format!("owner-{i}"))
+        .find(|o| served.contains(&keyslot(&mut on_source, o.as_bytes())))
+        .unwrap();
+    let (b, c) = (format!("{{{a}}}:b"), format!("{{{a}}}:c"));
+    let slot = keyslot(&mut on_source, a.as_bytes());
+    let ostart = |con: &mut Connection, owner: &str, label: &str| {
+        let args = ["SESSIONGATE.OSTART", KEY, owner, "3600", "LABEL", label];
+        String::from_utf8(ok_bytes(con, &args)).unwrap()
+    };
+    let [a1, a2, a3] = ["phone", "laptop", "tablet"].map(|l| ostart(&mut on_source, &a, l));
+    let [b1, b2] = ["phone", "laptop"].map(|l| ostart(&mut on_source, &b, l));
+    ok_bytes(
+        &mut on_source,
+        &["SESSIONGATE.PMSET", KEY, &a1, "user", "alice", "cart", "3"],
+    );
+    let tag = v2_parts(&a1).unwrap().tag.to_string();
+    let (index_a, index_b) = (
+        owner_index_key(&tag, KEY, a.as_bytes()),
+        owner_index_key(&tag, KEY, b.as_bytes()),
+    );
+    let index_b_before = zrange_withscores(&mut on_source, &index_b);
+    for token in [&a1, &a2, &a3, &b1, &b2] {
+        assert_eq!(keyslot(&mut on_source, token.as_bytes()), slot, "{token}");
+    }
+    assert_eq!(
+        keys_in(&mut on_source, slot),
+        7,
+        "five sessions, two indexes"
+    );
+    let id = |token: &str| v2_parts(token).unwrap().id.to_string();
+    let key_of = |token: &str| v2_key_of(token);
+    let index_name = |index: &[u8]| String::from_utf8(index.to_vec()).unwrap();
+
+    let setslot = |con: &mut Connection, state: &str, id: &str| {
+        let reply = call(con, &["CLUSTER", "SETSLOT", &slot.to_string(), state, id]);
+        assert_eq!(reply, Ok(Value::Okay), "SETSLOT {state}");
+    };
+    setslot(&mut on_target, "IMPORTING", &source_id);
+    setslot(&mut on_source, "MIGRATING", &target_id);
+
+    // Nothing has moved. The source sends owner commands on, as it does
+    // token commands; the target takes them only with ASKING, and then
+    // cannot serve any owner yet.
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("ASK {slot} 127.0.0.1:{}", target.port))
+    );
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", source.port))
+    );
+    owner_try_again(&mut on_target, slot, &a, &id(&a2), Some(&a1));
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), Some(&b1));
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+    for token in [&a1, &b1] {
+        all_try_again(&mut on_target, token, slot);
+        index_writes_try_again(&mut on_target, slot, token);
+        let inspect = ["SESSIONGATE.INSPECT", KEY, token];
+        assert_eq!(asking(&mut on_target, &inspect), Err(TRY_AGAIN.into()));
+    }
+    // The argument checks come first, TRYAGAIN after them.
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.OSTART", KEY, &a, "-1"]),
+        Err(BAD_TTL.into())
+    );
+    assert_eq!(keys_in_slot(&mut on_target, slot), Vec::<String>::new());
+
+    // a's sessions have arrived, not its index: they are read, but any
+    // change to the index waits for it.
+    migrate(
+        &mut on_source,
+        target,
+        &[key_of(&a1), key_of(&a2), key_of(&a3)],
+    );
+    owner_try_again(&mut on_target, slot, &a, &id(&a2), Some(&a1));
+    for token in [&a1, &a2, &a3] {
+        index_writes_try_again(&mut on_target, slot, token);
+    }
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PGET", KEY, &a1, "user"]),
+        Ok(bulk("alice"))
+    );
+    let inspected = fields_of(&asking(&mut on_target, &["SESSIONGATE.INSPECT", KEY, &a1]).unwrap());
+    assert_eq!(inspected["owner"], bulk(&a));
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.PSET", KEY, &a1, "cart", "4"]),
+        Ok(Value::Okay)
+    );
+    assert_eq!(
+        asking_int(&mut on_target, &["EXISTS", &index_name(&index_a)]),
+        0
+    );
+
+    // b's index has arrived, not its sessions: OLIST would leave them out
+    // and OEND or OSTART would prune them, so all wait.
+    migrate(&mut on_source, target, &[index_name(&index_b)]);
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), None);
+    assert_eq!(asking_zrange(&mut on_target, &index_b), index_b_before);
+
+    // a's index arrives (MIGRATE finds no index of that name there): a is
+    // served, reads and writes, but ROTATE's RENAME waits for the slot.
+    migrate(&mut on_source, target, &[index_name(&index_a)]);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, true),
+        sorted_ids(&[&a1, &a2, &a3])
+    );
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.EXPIRE", KEY, &a1, "900"]),
+        Ok(Value::Okay)
+    );
+    let scores: BTreeMap<String, i64> = asking_zrange(&mut on_target, &index_a)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        scores[&id(&a1)],
+        asking_int(&mut on_target, &["PEXPIRETIME", &key_of(&a1)]),
+        "the index follows EXPIRE"
+    );
+    let keys_before = keys_in_slot(&mut on_target, slot);
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.ROTATE", KEY, &a2]),
+        Err(TRY_AGAIN.into())
+    );
+    assert_eq!(
+        keys_in_slot(&mut on_target, slot),
+        keys_before,
+        "a TRYAGAIN wrote"
+    );
+    let a4 = match asking(
+        &mut on_target,
+        &["SESSIONGATE.OSTART", KEY, &a, "3600", "LABEL", "watch"],
+    ) {
+        Ok(Value::BulkString(token)) => String::from_utf8(token).unwrap(),
+        other => panic!("OSTART on the importing node, a's index here: {other:?}"),
+    };
+    assert_eq!(keyslot(&mut on_target, a4.as_bytes()), slot);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, true),
+        sorted_ids(&[&a1, &a2, &a3, &a4])
+    );
+    let oend = ["SESSIONGATE.OEND", KEY, &a, "ID", &id(&a3)];
+    assert_eq!(asking(&mut on_target, &oend), Ok(Value::Int(1)));
+    assert_eq!(
+        asking(&mut on_target, &["SESSIONGATE.TTL", KEY, &a3]),
+        Err(TRY_AGAIN.into()),
+        "a3 ended: as far as the importing node can tell, it may be on its way"
+    );
+    owner_try_again(&mut on_target, slot, &b, &id(&b2), None);
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+
+    // b's sessions arrive: b is served.
+    migrate(&mut on_source, target, &[key_of(&b1), key_of(&b2)]);
+    assert_eq!(keys_in(&mut on_source, slot), 0);
+    assert_eq!(olist_ids(&mut on_target, &b, true), sorted_ids(&[&b1, &b2]));
+    let except = ["SESSIONGATE.OEND", KEY, &b, "EXCEPT", &b1];
+    assert_eq!(asking(&mut on_target, &except), Ok(Value::Int(1)));
+    assert_eq!(olist_ids(&mut on_target, &b, true), sorted_ids(&[&b1]));
+    // c's index may yet be on its way, as far as the target can tell.
+    owner_try_again(&mut on_target, slot, &c, &id(&a2), None);
+
+    // The slot is the target's: everything is served, plainly.
+    setslot(&mut on_target, "NODE", &target_id);
+    setslot(&mut on_source, "NODE", &target_id);
+    setslot(&mut third.connection(), "NODE", &target_id);
+    let rotated =
+        String::from_utf8(ok_bytes(&mut on_target, &["SESSIONGATE.ROTATE", KEY, &a2])).unwrap();
+    assert_eq!(keyslot(&mut on_target, rotated.as_bytes()), slot);
+    assert_eq!(
+        olist_ids(&mut on_target, &a, false),
+        sorted_ids(&[&a1, &rotated, &a4])
+    );
+    let c1 = ostart(&mut on_target, &c, "phone");
+    assert_eq!(olist_ids(&mut on_target, &c, false), sorted_ids(&[&c1]));
+    assert_eq!(
+        call(&mut on_target, &["SESSIONGATE.PGETALL", KEY, &a1]),
+        Ok(Value::Array(
+            ["cart", "4", "user", "alice"].map(bulk).to_vec()
+        ))
+    );
+    assert_eq!(
+        call(&mut on_source, &["SESSIONGATE.OLIST", KEY, &a]),
+        Err(format!("MOVED {slot} 127.0.0.1:{}", target.port))
+    );
+    let oend = ["SESSIONGATE.OEND", KEY, &a];
+    assert_eq!(call(&mut on_target, &oend), Ok(Value::Int(3)));
+    assert_eq!(exists(&mut on_target, &index_name(&index_a)), 0);
+}
+
+/// Slots the owner traffic test moves, owners in each, and the most
+/// sessions the traffic keeps per owner.
+const OWNER_SLOTS: usize = 12;
+const OWNERS_PER_SLOT: usize = 4;
+const MAX_OWNED: usize = 4;
+/// Plain keys beside the owners in each moving slot, so that each slot
+/// takes a while to move and the traffic meets it half moved.
+const FILLERS_PER_SLOT: usize = 80;
+
+/// An owner as the owner traffic knows it: its slot, and its live
+/// sessions, oldest first, each with the `user` payload it must hold.
+#[derive(Clone)]
+struct OwnerTracked {
+    owner: String,
+    slot: u16,
+    sessions: Vec<(String, Option<String>)>,
+}
+
+impl OwnerTracked {
+    fn ids(&self) -> Vec<String> {
+        let tokens: Vec<&str> = self.sessions.iter().map(|(t, _)| t.as_str()).collect();
+        sorted_ids(&tokens)
+    }
+}
+
+/// One owner's visit: the command of this `step` for the owner or one of
+/// its sessions, its reply checked against what the traffic knows.
+fn visit_owner(
+    client: &mut ClusterConnection,
+    traffic: &mut Traffic,
+    tracked: &mut OwnerTracked,
+    round: usize,
+    step: usize,
+) {
+    let (owner, slot) = (tracked.owner.clone(), tracked.slot);
+    let owner = owner.as_str();
+    let token_reply = |got: &Result<Value, String>| match got {
+        Ok(Value::BulkString(token)) => String::from_utf8(token.clone()).ok(),
+        _ => None,
+    };
+    match step {
+        // OLIST lists exactly the live sessions: never one short, never
+        // an empty list for an owner who has some.
+        0 => {
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "OLIST",
+                &["SESSIONGATE.OLIST", KEY, owner],
+            );
+            let want = tracked.ids();
+            match &got {
+                Ok(reply @ Value::Array(_)) => {
+                    let mut ids = listed_ids(reply);
+                    ids.sort();
+                    if ids.is_empty() && !want.is_empty() {
+                        traffic.gone += 1;
+                    }
+                    traffic.check(
+                        "OLIST",
+                        owner,
+                        Ok(Value::Array(ids.iter().map(|i| bulk(i)).collect())),
+                        Ok(Value::Array(want.iter().map(|i| bulk(i)).collect())),
+                    );
+                }
+                _ => traffic.check("OLIST", owner, got, Err("a list".into())),
+            }
+        }
+        // OSTART; past MAX_OWNED sessions, OEND ID of the oldest.
+        1 => {
+            let label = format!("r{round}");
+            let args = ["SESSIONGATE.OSTART", KEY, owner, "3600", "LABEL", &label];
+            let got = send(client, traffic, slot, "OSTART", &args);
+            match token_reply(&got) {
+                Some(token) if v2_parts(&token).is_some() => tracked.sessions.push((token, None)),
+                _ => traffic.check("OSTART", owner, got, Err("a token".into())),
+            }
+            if tracked.sessions.len() > MAX_OWNED {
+                let (oldest, _) = tracked.sessions.remove(0);
+                let id = v2_parts(&oldest).unwrap().id.to_string();
+                let args = ["SESSIONGATE.OEND", KEY, owner, "ID", &id];
+                let got = send(client, traffic, slot, "OEND ID", &args);
+                traffic.check("OEND ID", owner, got, Ok(Value::Int(1)));
+            }
+        }
+        // PSET, then PGET, on the newest session.
+        2 => {
+            let Some((token, user)) = tracked.sessions.last_mut() else {
+                return;
+            };
+            let data = format!("user-{round}");
+            let args = ["SESSIONGATE.PSET", KEY, token.as_str(), "user", &data];
+            let got = send(client, traffic, slot, "PSET", &args);
+            traffic.check("PSET", token, got, Ok(Value::Okay));
+            *user = Some(data.clone());
+            let args = ["SESSIONGATE.PGET", KEY, token.as_str(), "user"];
+            let got = send(client, traffic, slot, "PGET", &args);
+            traffic.check("PGET", token, got, Ok(bulk(&data)));
+        }
+        // EXPIRE of the oldest session: its index entry follows.
+        3 => {
+            let Some((token, _)) = tracked.sessions.first() else {
+                return;
+            };
+            let ttl = (3000 + round % 500).to_string();
+            let args = ["SESSIONGATE.EXPIRE", KEY, token.as_str(), &ttl];
+            let got = send(client, traffic, slot, "EXPIRE", &args);
+            traffic.check("EXPIRE", token, got, Ok(Value::Okay));
+        }
+        // ROTATE of the newest session: the payload follows, the old
+        // token is dead.
+        4 => {
+            let Some((token, user)) = tracked.sessions.last().cloned() else {
+                return;
+            };
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "ROTATE",
+                &["SESSIONGATE.ROTATE", KEY, &token],
+            );
+            let Some(rotated) = token_reply(&got) else {
+                traffic.check("ROTATE", &token, got, Err("a token".into()));
+                return;
+            };
+            *tracked.sessions.last_mut().unwrap() = (rotated.clone(), user.clone());
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "PGET",
+                &["SESSIONGATE.PGET", KEY, &rotated, "user"],
+            );
+            let want = user
+                .as_deref()
+                .map_or(Err(NO_PAYLOAD.into()), |u| Ok(bulk(u)));
+            traffic.check("PGET after ROTATE", &rotated, got, want);
+            let got = send(
+                client,
+                traffic,
+                slot,
+                "TTL",
+                &["SESSIONGATE.TTL", KEY, &token],
+            );
+            if got != Err(NO_SESSION.into()) {
+                traffic.check(
+                    "TTL of a rotated token",
+                    &token,
+                    got,
+                    Err(NO_SESSION.into()),
+                );
+            }
+        }
+        // OEND EXCEPT the oldest session, or, every other time, OEND of
+        // them all.
+        _ => {
+            let Some((kept, kept_user)) = tracked.sessions.first().cloned() else {
+                return;
+            };
+            let n = tracked.sessions.len() as i64;
+            if (round / 6).is_multiple_of(2) {
+                let args = ["SESSIONGATE.OEND", KEY, owner, "EXCEPT", &kept];
+                let got = send(client, traffic, slot, "OEND EXCEPT", &args);
+                traffic.check("OEND EXCEPT", owner, got, Ok(Value::Int(n - 1)));
+                tracked.sessions = vec![(kept, kept_user)];
+            } else {
+                let got = send(
+                    client,
+                    traffic,
+                    slot,
+                    "OEND",
+                    &["SESSIONGATE.OEND", KEY, owner],
+                );
+                traffic.check("OEND", owner, got, Ok(Value::Int(n)));
+                tracked.sessions.clear();
+            }
+        }
+    }
+}
+
+/// Visits `owners` round and round until `stop`, then once more.
+fn drive_owners(
+    mut client: ClusterConnection,
+    mut owners: Vec<OwnerTracked>,
+    stop: &AtomicBool,
+) -> (Vec<OwnerTracked>, Traffic) {
+    let mut traffic = Traffic::default();
+    let mut round = 0usize;
+    loop {
+        let last_round = stop.load(Ordering::Relaxed);
+        for (i, tracked) in owners.iter_mut().enumerate() {
+            visit_owner(&mut client, &mut traffic, tracked, round, (round + i) % 6);
+        }
+        round += 1;
+        if last_round {
+            return (owners, traffic);
+        }
+    }
+}
+
+/// docs/cluster.md#during-a-migration for owner indexes, under load:
+/// clients run OSTART, OLIST, OEND (ID, EXCEPT, all), EXPIRE, PSET/PGET
+/// and ROTATE for owners in the slots `redis-cli --cluster reshard` moves,
+/// key by key. No OLIST leaves out a live session (none reads as an empty
+/// list), no session is lost or left behind, and the reshard completes
+/// (a second index on the target would stop its MIGRATE with BUSYKEY).
+/// Afterwards each index on the target lists exactly its owner's live
+/// sessions, scored with their expiries.
+#[test]
+fn redis_cli_reshard_under_owner_traffic_lists_every_live_session() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (source, target) = (masters[0], masters[1]);
+    let mut on_source = source.connection();
+    let (source_id, target_id) = (node_id(&mut on_source), node_id(&mut target.connection()));
+    let moving: Vec<u16> = slots_of(&mut on_source, &source_id)
+        .into_iter()
+        .take(OWNER_SLOTS)
+        .collect();
+    // A hash tag for each moving slot, by asking CLUSTER KEYSLOT of
+    // enough candidates; its owners are `{<seed>}user-<n>`.
+    let mut seeds: BTreeMap<u16, String> = BTreeMap::new();
+    for batch in 0.. {
+        assert!(batch < 20, "no hash tag found for some moving slot");
+        let candidates: Vec<String> = (0..10_000)
+            .map(|i| format!("s{}", batch * 10_000 + i))
+            .collect();
+        for (candidate, slot) in candidates
+            .iter()
+            .zip(keyslots_of(&mut on_source, &candidates))
+        {
+            if moving.contains(&slot) {
+                seeds.entry(slot).or_insert_with(|| candidate.clone());
+            }
+        }
+        if seeds.len() == moving.len() {
+            break;
+        }
+    }
+    let mut owners = Vec::new();
+    for (slot, seed) in &seeds {
+        for n in 0..OWNERS_PER_SLOT {
+            let owner = format!("{{{seed}}}user-{n}");
+            let mut sessions = Vec::new();
+            for s in 0..3 {
+                let args = ["SESSIONGATE.OSTART", KEY, &owner, "3600"];
+                let token = String::from_utf8(ok_bytes(&mut on_source, &args)).unwrap();
+                let user = (s != 1).then(|| format!("user-{s}"));
+                if let Some(user) = &user {
+                    ok_bytes(
+                        &mut on_source,
+                        &["SESSIONGATE.PSET", KEY, &token, "user", user],
+                    );
+                }
+                sessions.push((token, user));
+            }
+            owners.push(OwnerTracked {
+                owner,
+                slot: *slot,
+                sessions,
+            });
+        }
+        let mut pipe = redis::pipe();
+        for n in 0..FILLERS_PER_SLOT {
+            pipe.cmd("SET")
+                .arg(format!("{{{seed}}}filler-{n}"))
+                .arg(n)
+                .ignore();
+        }
+        pipe.query::<()>(&mut on_source).unwrap();
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let drivers: Vec<_> = owners
+        .chunks(owners.len().div_ceil(3))
+        .map(|part| {
+            let (client, part, stop) = (patient_client(&cluster), part.to_vec(), stop.clone());
+            thread::spawn(move || drive_owners(client, part, &stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let (status, took, output) = reshard_slots(source, &source_id, &target_id, OWNER_SLOTS);
+    stop.store(true, Ordering::Relaxed);
+    let mut traffic = Traffic::default();
+    let mut owners = Vec::new();
+    for driver in drivers {
+        let (part, part_traffic) = driver.join().expect("a traffic thread");
+        owners.extend(part);
+        traffic.merge(part_traffic);
+    }
+    let (asks, tryagains) = (
+        error_count(&masters, "ASK"),
+        error_count(&masters, "TRYAGAIN"),
+    );
+    eprintln!(
+        "reshard of {OWNER_SLOTS} slots with {} owners took {took:?}; {} commands sent {:?}; \
+         the nodes replied ASK {asks} and TRYAGAIN {tryagains} times",
+        owners.len(),
+        traffic.ops,
+        traffic.by_command
+    );
+    assert!(
+        traffic.failures.is_empty(),
+        "{} OLIST replies were empty for an owner with live sessions; wrong replies (first 20 per thread):\n{}",
+        traffic.gone,
+        traffic.failures.join("\n")
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("the reshard ran past {RESHARD_DEADLINE:?}:\n{output}"));
+    assert!(status.success(), "the reshard failed ({status}):\n{output}");
+    assert!(asks > 0, "no command met the move: this run proved nothing");
+
+    let mut on_target = target.connection();
+    let served: BTreeSet<u16> = slots_of(&mut on_target, &target_id).into_iter().collect();
+    for slot in &moving {
+        assert!(served.contains(slot), "slot {slot} is not the target's");
+        assert_eq!(
+            keys_in(&mut on_source, *slot),
+            0,
+            "slot {slot} left keys on the source"
+        );
+    }
+    for tracked in &owners {
+        let owner = &tracked.owner;
+        assert_eq!(
+            olist_ids(&mut on_target, owner, false),
+            tracked.ids(),
+            "{owner}"
+        );
+        let Some((first, _)) = tracked.sessions.first() else {
+            continue;
+        };
+        let index = owner_index_key(v2_parts(first).unwrap().tag, KEY, owner.as_bytes());
+        let scores: BTreeMap<String, i64> = zrange_withscores(&mut on_target, &index)
+            .into_iter()
+            .collect();
+        assert_eq!(scores.len(), tracked.sessions.len(), "{owner}: {scores:?}");
+        for (token, user) in &tracked.sessions {
+            let at = pexpiretime(&mut on_target, &v2_key_of(token));
+            // MIGRATE moves a key's expiry as a relative TTL, so a
+            // session that moved expires up to the move's milliseconds
+            // after the score its index holds.
+            let score = scores[v2_parts(token).unwrap().id];
+            assert!(
+                (0..=MIGRATE_SHIFT_MS).contains(&(at - score)),
+                "{token}: expires at {at}, scored {score}"
+            );
+            let want = user
+                .as_deref()
+                .map_or(Err(NO_PAYLOAD.into()), |u| Ok(bulk(u)));
+            assert_eq!(
+                call(&mut on_target, &["SESSIONGATE.PGET", KEY, token, "user"]),
+                want,
+                "{token}"
+            );
+        }
+    }
+}
+
+/// `CLUSTER KEYSLOT` of each of `keys` on `con`, in one pipeline.
+fn keyslots_of(con: &mut Connection, keys: &[String]) -> Vec<u16> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(key);
+    }
+    pipe.query(con).unwrap()
+}
+
+/// Runs `redis-cli --cluster reshard` of `slots` slots from the source to
+/// the target, one key per MIGRATE (so an index and its sessions arrive
+/// apart); its exit status (`None` past RESHARD_DEADLINE), how long it
+/// took, and the tail of its output.
+fn reshard_slots(
+    source: &Server,
+    source_id: &str,
+    target_id: &str,
+    slots: usize,
+) -> (Option<std::process::ExitStatus>, Duration, String) {
+    let log_dir = fresh_dir();
+    let started = Instant::now();
+    let mut reshard = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", source.port),
+        ])
+        .args(["--cluster-from", source_id, "--cluster-to", target_id])
+        .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .args(["--cluster-pipeline", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log_dir.join("reshard.out")).unwrap())
+        .stderr(std::fs::File::create(log_dir.join("reshard.err")).unwrap())
+        .spawn()
+        .expect("run redis-cli --cluster reshard");
+    let status = loop {
+        if let Some(status) = reshard.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > RESHARD_DEADLINE {
+            let _ = reshard.kill();
+            let _ = reshard.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    let out = std::fs::read_to_string(log_dir.join("reshard.out")).unwrap_or_default();
+    let err = std::fs::read_to_string(log_dir.join("reshard.err")).unwrap_or_default();
+    let tail: Vec<&str> = out.lines().rev().take(15).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    (status, took, format!("{}\n{err}", tail.join("\n")))
+}

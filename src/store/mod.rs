@@ -7,7 +7,9 @@
 //! never ask which version they hold.
 
 mod effects;
+pub mod index;
 pub mod record;
+mod rotate;
 mod v1;
 mod v2;
 
@@ -20,6 +22,7 @@ use record::Record;
 use redis_module::{Context, RedisString};
 
 pub use effects::now_ms;
+pub use rotate::Rotation;
 
 /// What START's attempt to claim a freshly minted token came to.
 pub enum Claim {
@@ -137,21 +140,85 @@ impl<'c> Session<'c> {
     pub fn expire_at(&self, expires_at: i64) -> Result<(), Rejection> {
         match self {
             Session::V1(session) => session.expire_at(expires_at),
+            Session::V2(session) => session.expire_at(expires_at),
+        }
+    }
+
+    /// Deletes the session (and its owner index entry).
+    pub fn end(self) -> Result<(), Rejection> {
+        match self {
+            Session::V1(session) => session.end(),
             Session::V2(session) => {
-                session.expire_at(expires_at);
+                session.settle_index()?;
+                session.end(c"sessiongate.end");
                 Ok(())
             }
         }
     }
 
-    /// Deletes the session.
-    pub fn end(self) -> Result<(), Rejection> {
-        match self {
-            Session::V1(session) => session.end(),
+    /// What INSPECT shows (docs/commands.md#inspect).
+    pub fn facts(&self) -> Result<Facts, Rejection> {
+        Ok(match self {
+            Session::V1(session) => Facts {
+                version: 1,
+                created: None,
+                expires_at: session.expires_at(),
+                deadline: None,
+                owner: None,
+                label: None,
+                payloads: session.payload_count()?,
+            },
             Session::V2(session) => {
-                session.end();
-                Ok(())
+                let record = session.record();
+                Facts {
+                    version: 2,
+                    created: Some(record.created),
+                    expires_at: session.expires_at(),
+                    deadline: record.deadline,
+                    owner: record.owner.map(|owner| owner.name.to_vec()),
+                    label: record.label.map(<[u8]>::to_vec),
+                    payloads: session.payload_count(),
+                }
             }
+        })
+    }
+
+    /// Whether the session's record names this owner in this namespace.
+    pub fn is_owned_by(&self, owner: &[u8], namespace: &[u8]) -> bool {
+        match self {
+            Session::V1(_) => false,
+            Session::V2(session) => session
+                .record()
+                .owner
+                .is_some_and(|o| o.name == owner && o.namespace == namespace),
         }
     }
+
+    /// ROTATE (docs/commands.md#rotate): a new v2 token for this session.
+    pub fn rotate(self, rotation: &Rotation) -> Result<crate::token::Minted, Rejection> {
+        rotate::rotate(self, rotation)
+    }
 }
+
+/// A session as INSPECT shows it.
+pub struct Facts {
+    pub version: i64,
+    pub created: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub deadline: Option<i64>,
+    pub owner: Option<Vec<u8>>,
+    pub label: Option<Vec<u8>>,
+    pub payloads: usize,
+}
+
+/// One live session of an owner, as OLIST shows it.
+pub struct Listed {
+    pub id: Id,
+    pub created: i64,
+    pub expires_at: i64,
+    pub deadline: Option<i64>,
+    pub label: Option<Vec<u8>>,
+}
+
+pub use owner::{end_sessions, list, start_owned, Owned, Start, Which};
+mod owner;

@@ -292,6 +292,24 @@ impl<'c> Session<'c> {
         Ok(())
     }
 
+    /// How many payloads the session has.
+    pub fn payload_count(&self) -> Result<usize, Rejection> {
+        Ok(self.open_payloads(Access::Read)?.len())
+    }
+
+    /// What ROTATE carries over, with the keys closed: the signature key's
+    /// name, the payloads key's if it exists, and the expiry.
+    pub fn into_parts(self) -> Result<(RedisString, Option<RedisString>, Option<i64>), Rejection> {
+        let has_payloads = self.open_payloads(Access::Read)?.kind() != Kind::Missing;
+        let expires_at = self.signature.expires_at();
+        let Session {
+            names, signature, ..
+        } = self;
+        drop(signature);
+        let payloads = has_payloads.then_some(names.payloads);
+        Ok((names.signature, payloads, expires_at))
+    }
+
     /// Deletes both keys. Needs `Access::Write`.
     pub fn end(self) -> Result<(), Rejection> {
         let ctx = self.ctx;

@@ -3,6 +3,7 @@
 //! (docs/keys.md#v2-keys). One key: one lookup, one expiry, one write.
 
 use super::effects::{notify, replicate, signal_modified};
+use super::index::Index;
 use super::record::{Record, BINDING_LEN};
 use super::Claim;
 use crate::arg::{Arg, ModuleString};
@@ -17,9 +18,9 @@ use std::os::raw::c_longlong;
 
 /// The record's field: the empty name, which no payload can have (step 10
 /// of docs/errors.md#check-order).
-const RECORD: &CStr = c"";
+pub const RECORD: &CStr = c"";
 
-fn key_name(ctx: &Context, tag: Tag, id: &Id) -> RedisString {
+pub fn key_name(ctx: &Context, tag: Tag, id: &Id) -> RedisString {
     RedisString::create_from_slice(ctx.ctx, &v2::key_name(tag, id))
 }
 
@@ -46,6 +47,21 @@ pub fn claim(ctx: &Context, tag: Tag, id: &Id, record: &Record, expires_at: Opti
     {
         return Claim::NotServedHere;
     }
+    claim_routed(ctx, tag, id, record, expires_at)
+}
+
+/// `claim` for a command whose declared key is in `tag`'s slot (OSTART's
+/// owner), which Redis ran here only if this node serves the slot or, under
+/// ASKING, imports it: no check of the slot, which on an importing node
+/// would refuse a key it may create.
+pub fn claim_routed(
+    ctx: &Context,
+    tag: Tag,
+    id: &Id,
+    record: &Record,
+    expires_at: Option<i64>,
+) -> Claim {
+    let name = key_name(ctx, tag, id);
     let key = Key::open(ctx, &name, Access::Write);
     if key.exists() {
         return Claim::Taken;
@@ -78,7 +94,9 @@ pub struct Session<'c> {
     ctx: &'c Context,
     name: RedisString,
     key: Key,
-    binding: [u8; BINDING_LEN],
+    tag: Tag,
+    id: Id,
+    record: RedisString,
 }
 
 impl<'c> Session<'c> {
@@ -87,12 +105,24 @@ impl<'c> Session<'c> {
     /// `Err(UnreadableRecord)` if it is not a hash with a record the module
     /// can read.
     pub fn find(ctx: &'c Context, token: &v2::Token, access: Access) -> Result<Self, Rejection> {
-        let name = key_name(ctx, token.tag(), token.id());
+        Self::open(ctx, token.tag(), token.id(), access, true)
+    }
+
+    /// The session `tag`/`id`, as `find`; `settle` says whether a missing
+    /// key on a node importing the slot is TRYAGAIN.
+    pub fn open(
+        ctx: &'c Context,
+        tag: Tag,
+        id: &Id,
+        access: Access,
+        settle: bool,
+    ) -> Result<Self, Rejection> {
+        let name = key_name(ctx, tag, id);
         let key = Key::open(ctx, &name, access);
         match key.kind() {
             Kind::Hash => {}
             Kind::Missing => {
-                if cluster::importing(ctx, &[&name, &slot_sibling(ctx, token.tag())]) {
+                if settle && cluster::importing(ctx, &[&name, &slot_sibling(ctx, tag)]) {
                     return Err(Rejection::TryAgain);
                 }
                 return Err(Rejection::NoSession);
@@ -100,31 +130,54 @@ impl<'c> Session<'c> {
             Kind::String | Kind::Other => return Err(Rejection::UnreadableRecord),
         }
         let record = key.hash_cfield(RECORD).ok_or(Rejection::UnreadableRecord)?;
-        let binding = *Record::decode(record.as_slice())
-            .ok_or(Rejection::UnreadableRecord)?
-            .binding;
+        Record::decode(record.as_slice()).ok_or(Rejection::UnreadableRecord)?;
         Ok(Session {
             ctx,
             name,
             key,
-            binding,
+            tag,
+            id: *id,
+            record,
         })
+    }
+
+    /// The record, read when the session was opened.
+    pub fn record(&self) -> Record<'_> {
+        // `open` decoded these very bytes.
+        Record::decode(self.record.as_slice()).unwrap_or(Record::new(&[0; BINDING_LEN], 0))
+    }
+
+    pub fn id(&self) -> &Id {
+        &self.id
     }
 
     /// Whether the record's binding is `token`'s, in constant time.
     pub fn is_bound_to(&self, token: &v2::Token) -> bool {
-        token::signatures_equal(&self.binding, token.binding())
+        token::signatures_equal(self.record().binding, token.binding())
     }
 
     pub fn expires_at(&self) -> Option<i64> {
         self.key.expires_at()
     }
 
-    /// How many payloads: every field but the record.
-    fn payload_count(&self) -> usize {
-        self.key.len().saturating_sub(1)
+    /// The index that lists the session, if it has an owner.
+    pub fn index(&self) -> Option<Index<'c>> {
+        let owner = self.record().owner?;
+        Some(Index::of(self.ctx, self.tag, owner.namespace, owner.name))
     }
 
+    /// `Err(TryAgain)` when the session's owner index is missing on a node
+    /// importing the slot: it may still be on its way, and writing it here
+    /// would make a second index that the MIGRATE of the first then finds
+    /// in its way (docs/cluster.md#during-a-migration).
+    pub fn settle_index(&self) -> Result<(), Rejection> {
+        self.index().map_or(Ok(()), |index| index.settle())
+    }
+
+    /// How many payloads: every field but the record.
+    pub fn payload_count(&self) -> usize {
+        self.key.len().saturating_sub(1)
+    }
     pub fn payload(&self, name: &Arg) -> Option<RedisString> {
         self.key.hash_field(name)
     }
@@ -197,19 +250,49 @@ impl<'c> Session<'c> {
         Ok(deleted)
     }
 
-    pub fn expire_at(&self, expires_at: i64) {
+    /// Moves the expiry to `expires_at`, or to the deadline if that comes
+    /// first (docs/commands.md#maxlife); the owner's index follows.
+    pub fn expire_at(&self, expires_at: i64) -> Result<(), Rejection> {
+        let index = self.index();
+        if let Some(index) = &index {
+            index.settle()?;
+        }
+        let expires_at = self
+            .record()
+            .deadline
+            .map_or(expires_at, |deadline| expires_at.min(deadline));
         self.key.set_expires_at(Some(expires_at));
         let at = expires_at as c_longlong;
         replicate!(self.ctx, "PEXPIREAT", "sl", self.name.inner, at);
         signal_modified(self.ctx, &self.name);
+        if let Some(index) = index {
+            index.set(&self.id, expires_at);
+        }
         notify(self.ctx, c"sessiongate.expire", &self.name);
+        Ok(())
     }
 
-    pub fn end(self) {
+    /// Deletes the session, and its entry in its owner's index; `event`
+    /// says why (`sessiongate.end` or `sessiongate.evict`).
+    pub fn end(self, event: &CStr) {
+        let index = self.index();
         self.key.unlink();
-        drop(self.key);
-        replicate!(self.ctx, "UNLINK", "s", self.name.inner);
-        signal_modified(self.ctx, &self.name);
-        notify(self.ctx, c"sessiongate.end", &self.name);
+        let Session {
+            ctx, name, key, id, ..
+        } = self;
+        drop(key);
+        replicate!(ctx, "UNLINK", "s", name.inner);
+        signal_modified(ctx, &name);
+        if let Some(index) = index {
+            index.remove(&[id]);
+        }
+        notify(ctx, event, &name);
+    }
+
+    /// What ROTATE carries over, with the key closed: the name of the hash
+    /// that holds the payloads, and the record.
+    pub fn into_parts(self) -> (RedisString, Option<i64>, RedisString) {
+        let expires_at = self.key.expires_at();
+        (self.name, expires_at, self.record)
     }
 }

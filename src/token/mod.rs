@@ -18,7 +18,7 @@ pub mod v1;
 pub mod v2;
 
 pub use parts::{random_id, signatures_equal, Id, Inline, Signature, ID_LEN, SIGNATURE_LEN};
-pub use tag::{slot_of, tag_of_slot, Tag};
+pub use tag::{key_slot, slot_of, tag_of_slot, Tag};
 pub use v1::{format, sign, Token, ID_RANGE, SIGNATURE_RANGE, TOKEN_LEN};
 
 /// A token just minted, of either version (v1's 84 bytes fit).
@@ -27,6 +27,13 @@ pub type Minted = v2::TokenBytes;
 /// A minted v1 token as `Minted`.
 pub fn minted_v1(token: &[u8; TOKEN_LEN]) -> Minted {
     Inline::concat(&[token])
+}
+
+/// A v2 session's binding: a signature's first 32 hex characters.
+pub fn first_half(signature: &Signature) -> [u8; v2::BINDING_LEN] {
+    let mut binding = [0; v2::BINDING_LEN];
+    binding.copy_from_slice(&signature[..v2::BINDING_LEN]);
+    binding
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,19 @@ pub fn slot_of(tag: &[u8]) -> usize {
     const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
     usize::from(CRC16.checksum(tag)) % SLOT_COUNT
 }
+/// The slot of a whole key, as Redis Cluster hashes it: the bytes between
+/// the first `{` and the first `}` after it when there are any, else the
+/// whole key (`keyHashSlot` in Redis' cluster.c).
+pub fn key_slot(key: &[u8]) -> usize {
+    let Some(open) = key.iter().position(|&b| b == b'{') else {
+        return slot_of(key);
+    };
+    match key[open + 1..].iter().position(|&b| b == b'}') {
+        Some(len) if len > 0 => slot_of(&key[open + 1..open + 1 + len]),
+        _ => slot_of(key),
+    }
+}
+
 /// The longest canonical tag.
 pub const MAX_TAG_LEN: usize = 3;
 /// The characters a tag may hold, in bytewise order.
@@ -111,6 +124,18 @@ impl Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_hashes_by_its_hash_tag_as_redis_does() {
+        assert_eq!(key_slot(b"foo"), slot_of(b"foo"));
+        assert_eq!(key_slot(b"{user1000}.following"), slot_of(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), slot_of(b"{bar"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), slot_of(b"bar"));
+        assert_eq!(key_slot(b"a{b{c}d}"), slot_of(b"b{c"));
+        assert_eq!(key_slot(b"{"), slot_of(b"{"));
+        assert_eq!(key_slot(b"x}{"), slot_of(b"x}{"));
+    }
     use std::collections::HashMap;
 
     /// CRC16/XMODEM bit by bit (poly 0x1021, init 0, no reflection), apart

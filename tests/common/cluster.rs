@@ -339,3 +339,89 @@ pub fn v2_key_of(token: &str) -> String {
     let parts = v2_parts(token).unwrap_or_else(|| panic!("{token} is not a v2 token"));
     format!("sg-session:{{{}}}.{}", parts.tag, parts.id)
 }
+
+/// Sends `args`, any bytes, to the master of the slot that `key` hashes to
+/// by the client library's own hashing (hash tags included): how a client
+/// routes an owner command by its declared key, the owner (SPEC 6.3).
+pub fn by_key<A: AsRef<[u8]>>(
+    cluster: &mut ClusterConnection,
+    key: &[u8],
+    args: &[A],
+) -> Result<Value, String> {
+    let mut cmd = redis::Cmd::new();
+    for arg in args {
+        cmd.arg(arg.as_ref());
+    }
+    let route = Route::with_key(key, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    match cluster.route_command(&cmd, routing) {
+        Ok(Value::ServerError(e)) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        Ok(value) => Ok(value),
+        Err(e) => Err(match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("client error: {e}"),
+        }),
+    }
+}
+
+/// The `<ns>` of an owner index for the raw sign key `sign_key` (SPEC
+/// 6.3): `k.` and the first 8 bytes, as hex, of HMAC-SHA256(key,
+/// `sessiongate owner namespace`).
+pub fn owner_namespace(sign_key: &str) -> String {
+    let mac = hmac_hex(sign_key.as_bytes(), b"sessiongate owner namespace");
+    format!("k.{}", &mac[..16])
+}
+
+/// An owner's index, `sg-owner:{<tag>}:<ns>:<owner>` (SPEC 6.3), for the
+/// raw sign key `sign_key`; `tag` is the canonical tag of the owner's slot,
+/// which the owner's v2 tokens carry.
+pub fn owner_index_key(tag: &str, sign_key: &str, owner: &[u8]) -> Vec<u8> {
+    let head = format!("sg-owner:{{{tag}}}:{}:", owner_namespace(sign_key));
+    [head.as_bytes(), owner].concat()
+}
+
+/// One name/value reply (INSPECT, or an OLIST entry): a map under RESP3,
+/// a flat array of pairs under RESP2.
+pub fn fields_of(reply: &Value) -> std::collections::BTreeMap<String, Value> {
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Map(pairs) => pairs.clone(),
+        Value::Array(items) if items.len() % 2 == 0 => items
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect(),
+        other => panic!("not a name/value reply: {other:?}"),
+    };
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let name: String = redis::from_redis_value_ref(&name).expect("a field name");
+            (name, value)
+        })
+        .collect()
+}
+
+/// The session ids an OLIST reply lists, in its order.
+pub fn listed_ids(reply: &Value) -> Vec<String> {
+    let Value::Array(entries) = reply else {
+        panic!("OLIST replied {reply:?}");
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let fields = fields_of(entry);
+            redis::from_redis_value_ref(&fields["id"]).expect("an id")
+        })
+        .collect()
+}
+
+/// The members of the sorted set `key` on `con`, with their scores.
+pub fn zrange_withscores(con: &mut Connection, key: &[u8]) -> Vec<(String, i64)> {
+    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(con)
+        .unwrap();
+    flat.into_iter().map(|(m, s)| (m, s as i64)).collect()
+}

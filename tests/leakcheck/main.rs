@@ -121,6 +121,8 @@ enum Want<'a> {
     Ok,
     Bulk(&'a [u8]),
     Token,
+    /// A v2 token (88 to 90 bytes).
+    TokenV2,
     Int,
     Array(usize),
     Error(&'a str),
@@ -159,6 +161,9 @@ impl Checks {
             (Want::Ok, Ok(Value::Okay)) => true,
             (Want::Bulk(b), Ok(Value::BulkString(v))) => v == b,
             (Want::Token, Ok(Value::BulkString(v))) => v.len() == 84 && v.starts_with(b"v1."),
+            (Want::TokenV2, Ok(Value::BulkString(v))) => {
+                (88..=90).contains(&v.len()) && v.starts_with(b"v2.")
+            }
             (Want::Int, Ok(Value::Int(_))) => true,
             (Want::Array(n), Ok(Value::Array(v))) => v.len() == *n,
             (Want::Array(n), Ok(Value::Map(v))) => 2 * v.len() == *n,
@@ -545,7 +550,7 @@ fn configurations(c: &mut Connection, k: &mut Checks) {
         );
     }
     // Six configs, name and value each.
-    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(12));
+    k.expect(c, args!["CONFIG", "GET", "sessiongate.*"], Want::Array(16));
     k.ok(
         c,
         args!["CONFIG", "SET", "sessiongate.max-payload-name-len", "64"],
@@ -665,6 +670,162 @@ fn keyrings(c: &mut Connection, k: &mut Checks, file: &Path) {
     k.ok(c, args!["CONFIG", "SET", "sessiongate.token-version", "1"]);
 }
 
+/// v2 sessions, `@ring` keyrefs and the lifecycle commands, with their
+/// errors: START options, ROTATE (v1 and v2), the owner index (OSTART with
+/// LIMIT, OLIST in both protocols, OEND's three forms), INSPECT.
+fn lifecycle(c: &mut Connection, c3: &mut Connection, k: &mut Checks) {
+    let v2_token = |k: &mut Checks, c: &mut Connection, args: &[&[u8]]| -> String {
+        match k.expect(c, args, Want::TokenV2) {
+            Some(Value::BulkString(token)) => String::from_utf8_lossy(&token).into_owned(),
+            _ => String::new(),
+        }
+    };
+    k.err(
+        c,
+        args!["SESSIONGATE.START", "@nope", "10"],
+        "the keyring nope does not exist",
+    );
+    let ring = v2_token(
+        k,
+        c,
+        args![
+            "SESSIONGATE.START",
+            "@app",
+            "100",
+            "MAXLIFE",
+            "50",
+            "LABEL",
+            "phone"
+        ],
+    );
+    k.ok(c, args!["SESSIONGATE.PSET", "@app", ring, "n", "d"]);
+    k.ok(c, args!["SESSIONGATE.EXPIRE", "@app", ring, "1000"]);
+    k.expect(
+        c,
+        args!["SESSIONGATE.INSPECT", "@app", ring],
+        Want::Array(18),
+    );
+    k.expect(
+        c3,
+        args!["SESSIONGATE.INSPECT", "@app", ring],
+        Want::Array(18),
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.START", KEY, "10", "x"],
+        Want::ErrorStarting(WRONG_ARITY),
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.START", KEY, "10", "MAXLIFE", "0"],
+        "<maxlife> must be a valid integer that represents seconds",
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.START", KEY, "10", "LABEL", ""],
+        "<label> must have at least one character",
+    );
+    let rotated = v2_token(k, c, args!["SESSIONGATE.ROTATE", "@app", ring, "TTL", "60"]);
+    k.err(c, args!["SESSIONGATE.PGET", "@app", ring, "n"], NO_SESSION);
+    k.expect(
+        c,
+        args!["SESSIONGATE.PGET", "@app", rotated, "n"],
+        Want::Bulk(b"d"),
+    );
+    let one = k.start(c, KEY, "100");
+    k.ok(c, args!["SESSIONGATE.PMSET", KEY, one, "a", "1", "b", "2"]);
+    let two = v2_token(k, c, args!["SESSIONGATE.ROTATE", KEY, one]);
+    k.expect(c3, args!["SESSIONGATE.PGETALL", KEY, two], Want::Array(4));
+    let ghost = v2_token(k, c, args!["SESSIONGATE.ROTATE", KEY, two, "TTL", "0"]);
+    k.err(c, args!["SESSIONGATE.TTL", KEY, ghost], NO_SESSION);
+
+    let mut owned = Vec::new();
+    for label in ["a", "b", "c"] {
+        owned.push(v2_token(
+            k,
+            c,
+            args![
+                "SESSIONGATE.OSTART",
+                KEY,
+                "user{1}",
+                "100",
+                "LABEL",
+                label,
+                "LIMIT",
+                "2"
+            ],
+        ));
+    }
+    k.err(
+        c,
+        args![
+            "SESSIONGATE.OSTART",
+            KEY,
+            "user{1}",
+            "100",
+            "LIMIT",
+            "2",
+            "REJECT"
+        ],
+        "the owner has reached the maximum number of sessions allowed of 2",
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.OSTART", KEY, "", "100"],
+        "<owner> must have at least one character",
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.OSTART", KEY, "o", "100", "LIMIT", "0"],
+        "<limit> must be a positive integer",
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.OLIST", KEY, "user{1}"],
+        Want::Array(2),
+    );
+    k.expect(
+        c3,
+        args!["SESSIONGATE.OLIST", KEY, "user{1}"],
+        Want::Array(2),
+    );
+    let last = owned.last().cloned().unwrap_or_default();
+    let moved = v2_token(k, c, args!["SESSIONGATE.ROTATE", KEY, last]);
+    k.expect(
+        c,
+        args!["SESSIONGATE.OLIST", KEY, "user{1}"],
+        Want::Array(2),
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.OLIST", "@app", "user{1}"],
+        Want::Array(0),
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.OEND", KEY, "user{1}", "ID", "short"],
+        "<id> format is invalid",
+    );
+    k.err(
+        c,
+        args!["SESSIONGATE.OEND", "@app", "user{1}", "EXCEPT", rotated],
+        "the session contained in <token> does not belong to <owner>",
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.OEND", KEY, "user{1}", "ID", "AbCdEfGh01234567"],
+        Want::Int,
+    );
+    k.expect(
+        c,
+        args!["SESSIONGATE.OEND", KEY, "user{1}", "EXCEPT", moved],
+        Want::Int,
+    );
+    k.expect(c, args!["SESSIONGATE.OEND", KEY, "user{1}"], Want::Int);
+    k.ok(c, args!["SESSIONGATE.END", "@app", rotated]);
+    k.err(c, args!["SESSIONGATE.END", KEY, two], NO_SESSION);
+}
+
 /// A keyring file of two rings, in a directory of its own.
 fn keyring_file() -> PathBuf {
     use base64::Engine;
@@ -724,7 +885,7 @@ fn around_the_commands(c: &mut Connection, k: &mut Checks, live: &str) {
     k.expect(
         c,
         args!["COMMAND", "LIST", "FILTERBY", "MODULE", "sessiongate"],
-        Want::Array(11),
+        Want::Array(16),
     );
     k.expect(c, args!["COMMAND", "COUNT"], Want::Int);
     for section in [
@@ -961,6 +1122,7 @@ fn master_and_replica(k: &mut Checks, launched: &mut Vec<Launched>) {
     let live = session_life(&mut c, &mut c3, k);
     configurations(&mut c, k);
     keyrings(&mut c, k, &keyring);
+    lifecycle(&mut c, &mut c3, k);
     around_the_commands(&mut c, k, &live);
     k.expect(
         &mut c,
