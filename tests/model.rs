@@ -12,8 +12,10 @@
 //!
 //! Both token versions live side by side: the driver flips
 //! `sessiongate.token-version` now and then, so v1 and v2 sessions coexist
-//! and every command meets both. Keyrefs are raw sign keys or `@<ring>`;
-//! with no keyring loaded every ring is unknown (docs/errors.md#step-2).
+//! and every command meets both. Keyrefs are raw sign keys or `@<ring>`
+//! of the keyring file the server loads (`keyring_at`), which the driver
+//! rotates with `SESSIONGATE.KEYRING RELOAD`; a ring that does not exist,
+//! or is another user's, is refused at step 2 (docs/errors.md#step-2).
 //! Plain Redis writes sessions in either layout, and spoils a v2 session's
 //! record (then puts it back), so that the unreadable-record error is met
 //! and shown to change nothing.
