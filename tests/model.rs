@@ -25,7 +25,7 @@
 //!
 //! Time is never slept on: sessions meant to live get 1000 s or more, ttl 0
 //! ends them at once, and each command's clock reading is bracketed by the
-//! client's own readings before and after it (`t0 ≤ now ≤ t1`), so deadlines
+//! client's own readings before and after it (`t0 ≤ now ≤ t1`), so expiries
 //! are intervals that PEXPIRETIME later pins down.
 
 mod common;
@@ -36,7 +36,7 @@ use common::errors::*;
 use common::*;
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use sha2::{Digest, Sha256};
@@ -67,6 +67,12 @@ const SIGN_KEYS: [&[u8]; 3] = [b"mykey", b"another key", b"\0bin\xffkey\r\n"];
 
 /// docs/tokens.md#expiry: the latest expiry of a v2 session, in Unix ms.
 const V2_MAX_EXPIRY_MS: i64 = 1 << 53;
+
+// The session lifecycle's errors, exactly as docs/errors.md#lifecycle-errors
+// writes them (tests/common/errors.rs has the older commands' only).
+const EMPTY_LABEL: &str = "<label> must have at least one character";
+const LONG_LABEL: &str = "<label> length exceeds the maximum value allowed of 512";
+const BAD_MAXLIFE: &str = "<maxlife> must be a valid integer that represents seconds";
 
 // ---------------------------------------------------------------------------
 // The keyring file the server loads (docs/keyrings.md#keyring-file). Ring
@@ -317,10 +323,49 @@ fn keys_of(token: &[u8]) -> Vec<Vec<u8>> {
     }
 }
 
-/// docs/keys.md#v2-record, as START writes it: format 1, the binding, the
-/// creation time (Unix ms, big-endian).
-fn record(binding: &[u8], created: i64) -> Vec<u8> {
-    [&[1u8][..], binding, &created.to_be_bytes()].concat()
+/// docs/keys.md#v2-record: format 1, the binding, the creation time, then
+/// each optional part the session has, in this order: `d` and the deadline,
+/// `o` and the owner (2-byte length) with its namespace (1-byte length),
+/// `l` and the label (2-byte length); integers big-endian.
+fn record(
+    binding: &[u8],
+    created: i64,
+    deadline: Option<i64>,
+    owner: Option<&(Vec<u8>, Vec<u8>)>,
+    label: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut bytes = [&[1u8][..], binding, &created.to_be_bytes()].concat();
+    if let Some(deadline) = deadline {
+        bytes.push(b'd');
+        bytes.extend_from_slice(&deadline.to_be_bytes());
+    }
+    if let Some((name, namespace)) = owner {
+        bytes.push(b'o');
+        bytes.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(name);
+        bytes.push(namespace.len() as u8);
+        bytes.extend_from_slice(namespace);
+    }
+    if let Some(label) = label {
+        bytes.push(b'l');
+        bytes.extend_from_slice(&(label.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(label);
+    }
+    bytes
+}
+
+/// Whether `expiry` certainly passes the deadline, so that it is clamped.
+fn clamped(expiry: (i64, i64), deadline: Option<(i64, i64)>) -> bool {
+    deadline.is_some_and(|(_, hi)| expiry.0 > hi)
+}
+
+/// The earlier of two instants known as intervals: an expiry no later than
+/// the deadline (docs/commands.md#maxlife).
+fn clamp(expiry: (i64, i64), deadline: Option<(i64, i64)>) -> (i64, i64) {
+    match deadline {
+        Some((lo, hi)) => (expiry.0.min(lo), expiry.1.min(hi)),
+        None => expiry,
+    }
 }
 
 /// A ring name as docs/errors.md#step-2 shows it in the unknown-ring error.
@@ -394,6 +439,10 @@ enum Rej {
     LongData,
     TooMany,
     NoPayload,
+    // docs/errors.md#lifecycle-errors
+    BadMaxlife,
+    EmptyLabel,
+    LongLabel,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -411,6 +460,9 @@ enum Plan {
         secret: Vec<u8>,
         version: Version,
         ttl: Ttl,
+        /// v2: the deadline (MAXLIFE's, or default-max-lifetime's).
+        deadline: Option<(i64, i64)>,
+        label: Option<Vec<u8>>,
     },
     Expire {
         handle: Handle,
@@ -452,13 +504,19 @@ struct Session {
     /// The absolute expiry in Unix ms lies in `[lo, hi]`; exact once the
     /// keyspace check has read PEXPIRETIME. `None`: no expiry, which only a
     /// dataset written by other means can have.
-    deadline: Option<(i64, i64)>,
+    expires: Option<(i64, i64)>,
     payloads: BTreeMap<Vec<u8>, Vec<u8>>,
     /// v2: when the session was created, in `[lo, hi]` (the record's
     /// `created`), exact once the keyspace check has read it.
     created: (i64, i64),
     /// v2: a record spoiled by plain Redis.
     damage: Option<Damage>,
+    /// v2: the deadline no expiry passes (docs/commands.md#maxlife), in
+    /// `[lo, hi]`, exact once the record has been read.
+    deadline: Option<(i64, i64)>,
+    /// v2: the owner and the namespace of its index (docs/keys.md#owner-index).
+    owner: Option<(Vec<u8>, Vec<u8>)>,
+    label: Option<Vec<u8>>,
 }
 
 /// What plain Redis did to a v2 session's record (docs/keys.md#v2-record).
@@ -489,10 +547,13 @@ struct Counters {
     missing_sessions: u64,
     unknown_rings: u64,
     ids_drawn: u64,
+    sessions_rotated: u64,
+    sessions_evicted: u64,
+    sessions_ended_by_owner: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 11] {
+    fn fields(&self) -> [(&'static str, u64); 14] {
         [
             ("sessions_started", self.sessions_started),
             ("sessions_ended", self.sessions_ended),
@@ -508,6 +569,9 @@ impl Counters {
             ("missing_sessions", self.missing_sessions),
             ("unknown_rings", self.unknown_rings),
             ("ids_drawn", self.ids_drawn),
+            ("sessions_rotated", self.sessions_rotated),
+            ("sessions_evicted", self.sessions_evicted),
+            ("sessions_ended_by_owner", self.sessions_ended_by_owner),
         ]
     }
 }
@@ -551,21 +615,97 @@ struct Model {
     v2_minted: u64,
     /// Whether the last command changed its session's keys (for WATCH).
     wrote: bool,
+    /// `sessiongate.default-max-lifetime`, seconds; 0: none.
+    default_max_lifetime: i64,
 }
 
 fn short(cmd: &str) -> &str {
     cmd.strip_prefix("sessiongate.").unwrap_or(cmd)
 }
 
-fn arity_ok(cmd: &str, words: usize) -> bool {
+fn arity_ok(cmd: &str, args: &[Vec<u8>]) -> bool {
+    let words = args.len();
     match short(cmd) {
-        "start" | "end" | "ttl" | "pgetall" => words == 3,
+        // docs/commands.md#options: the options' shape is step 1 too.
+        "start" => words >= 3 && options(&args[3..], START_OPTIONS).is_some(),
+        "end" | "ttl" | "pgetall" => words == 3,
         "expire" | "pget" | "pdel" => words == 4,
         "pset" => words == 5,
         "pmget" => words >= 4,
         "pmset" => words >= 5 && words % 2 == 1,
         other => panic!("the generator sent an unknown command {other}"),
     }
+}
+
+/// A keyword option (docs/commands.md#options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyword {
+    Maxlife,
+    Label,
+    Limit,
+    Ttl,
+}
+
+impl Keyword {
+    fn name(self) -> &'static str {
+        match self {
+            Keyword::Maxlife => "maxlife",
+            Keyword::Label => "label",
+            Keyword::Limit => "limit",
+            Keyword::Ttl => "ttl",
+        }
+    }
+}
+
+const START_OPTIONS: &[Keyword] = &[Keyword::Maxlife, Keyword::Label];
+
+/// The options of a command, as given: each keyword with its value, in
+/// the order sent, and whether LIMIT said REJECT.
+struct Given {
+    values: Vec<(Keyword, Vec<u8>)>,
+    reject: bool,
+}
+
+/// docs/commands.md#options: keywords of `allowed` in any case and order,
+/// each with exactly one value (taken as it is, even one that spells a
+/// keyword), LIMIT's followed by an optional EVICT or REJECT; `None` for an
+/// unknown keyword, a missing value or an option given twice, which is the
+/// arity error.
+fn options(words: &[Vec<u8>], allowed: &[Keyword]) -> Option<Given> {
+    let mut given = Given {
+        values: Vec::new(),
+        reject: false,
+    };
+    let mut at = 0;
+    while at < words.len() {
+        let keyword = *allowed
+            .iter()
+            .find(|k| words[at].eq_ignore_ascii_case(k.name().as_bytes()))?;
+        if given.values.iter().any(|(k, _)| *k == keyword) {
+            return None;
+        }
+        let value = words.get(at + 1)?.clone();
+        at += 2;
+        if keyword == Keyword::Limit {
+            match words.get(at) {
+                Some(w) if w.eq_ignore_ascii_case(b"EVICT") => at += 1,
+                Some(w) if w.eq_ignore_ascii_case(b"REJECT") => {
+                    given.reject = true;
+                    at += 1;
+                }
+                _ => {}
+            }
+        }
+        given.values.push((keyword, value));
+    }
+    Some(given)
+}
+
+/// The options' values, checked.
+#[derive(Default)]
+struct Values {
+    deadline: Option<(i64, i64)>,
+    label: Option<Vec<u8>>,
 }
 
 impl Model {
@@ -588,6 +728,7 @@ impl Model {
             v2_tags: BTreeSet::new(),
             v2_minted: 0,
             wrote: false,
+            default_max_lifetime: 0,
         }
     }
 
@@ -609,6 +750,9 @@ impl Model {
             Rej::LongData => payload_data_too_long(self.data_limit),
             Rej::TooMany => too_many_payloads(self.max_payloads),
             Rej::NoPayload => NO_PAYLOAD.into(),
+            Rej::BadMaxlife => BAD_MAXLIFE.into(),
+            Rej::EmptyLabel => EMPTY_LABEL.into(),
+            Rej::LongLabel => LONG_LABEL.into(),
         }
     }
 
@@ -674,21 +818,98 @@ impl Model {
             Version::V1 => i64::MAX,
             Version::V2 => V2_MAX_EXPIRY_MS,
         };
-        // now + ms must be at most `latest`.
-        if ms > latest - t0 {
-            if ms <= i64::MAX - t1 {
-                self.note("ttl past 2^53");
-            }
-            return Err(Rej::BadTtl);
-        }
-        if ms <= latest - t1 {
+        if self.fits(ms, latest, BAD_TTL, got, t0, t1) {
             return Ok(Ttl::Ms(ms));
         }
-        self.ambiguous_ttls.set(self.ambiguous_ttls.get() + 1);
-        match got {
-            Err(e) if e == BAD_TTL => Err(Rej::BadTtl),
-            _ => Ok(Ttl::Ms(ms)),
+        if ms <= i64::MAX - t1 {
+            self.note("ttl past 2^53");
         }
+        Err(Rej::BadTtl)
+    }
+
+    /// Whether the server's now plus `ms` is at most `latest`. The server
+    /// read its clock somewhere in `[t0, t1]`; only when the answer depends
+    /// on where does the reply decide, by being the error `refused` or not
+    /// (both answers keep the contract).
+    fn fits(
+        &self,
+        ms: i64,
+        latest: i64,
+        refused: &str,
+        got: &Result<Value, String>,
+        t0: i64,
+        t1: i64,
+    ) -> bool {
+        if ms > latest - t0 {
+            return false;
+        }
+        if ms <= latest - t1 {
+            return true;
+        }
+        self.ambiguous_ttls.set(self.ambiguous_ttls.get() + 1);
+        !matches!(got, Err(e) if e == refused)
+    }
+
+    /// docs/commands.md#maxlife: an integer of at least 1, whose deadline,
+    /// now + it, is at most 2^53 ms.
+    fn maxlife_of(
+        &self,
+        arg: &[u8],
+        got: &Result<Value, String>,
+        t0: i64,
+        t1: i64,
+    ) -> Result<(i64, i64), Rej> {
+        let seconds = redis_integer(arg)
+            .filter(|s| *s >= 1)
+            .ok_or(Rej::BadMaxlife)?;
+        let ms = seconds.checked_mul(1000).ok_or(Rej::BadMaxlife)?;
+        if !self.fits(ms, V2_MAX_EXPIRY_MS, BAD_MAXLIFE, got, t0, t1) {
+            if ms <= i64::MAX - t1 {
+                self.note("maxlife past 2^53");
+            }
+            return Err(Rej::BadMaxlife);
+        }
+        Ok((t0 + ms, (t1 + ms).min(V2_MAX_EXPIRY_MS)))
+    }
+
+    /// The options' values, left to right (docs/commands.md#options): the
+    /// first bad one is the reply.
+    fn values_of(
+        &self,
+        given: &Given,
+        got: &Result<Value, String>,
+        t0: i64,
+        t1: i64,
+    ) -> Result<Values, Rej> {
+        let mut values = Values::default();
+        for (keyword, value) in &given.values {
+            match keyword {
+                Keyword::Maxlife => values.deadline = Some(self.maxlife_of(value, got, t0, t1)?),
+                Keyword::Label => {
+                    if value.is_empty() {
+                        return Err(Rej::EmptyLabel);
+                    }
+                    if value.len() > 512 {
+                        return Err(Rej::LongLabel);
+                    }
+                    values.label = Some(value.clone());
+                }
+                Keyword::Limit | Keyword::Ttl => unreachable!("not yet generated"),
+            }
+        }
+        Ok(values)
+    }
+
+    /// docs/configuration.md#default-max-lifetime: a new v2 session's
+    /// deadline when no MAXLIFE is given, capped at 2^53 ms.
+    fn default_deadline(&self, t0: i64, t1: i64) -> Option<(i64, i64)> {
+        let ms = self.default_max_lifetime * 1000;
+        (ms > 0).then(|| {
+            (
+                (t0 + ms).min(V2_MAX_EXPIRY_MS),
+                (t1 + ms).min(V2_MAX_EXPIRY_MS),
+            )
+        })
     }
 
     fn note(&self, note: &'static str) {
@@ -726,7 +947,7 @@ impl Model {
         t1: i64,
     ) -> Result<Plan, Rej> {
         // 1. arity
-        if !arity_ok(cmd, args.len()) {
+        if !arity_ok(cmd, args) {
             return Err(Rej::Arity);
         }
         // 2. the keyref: not empty, then a ring this user may use or a raw key
@@ -741,17 +962,39 @@ impl Model {
                 self.note("a ring of another user");
             }
         })?;
-        // 3. START's ttl, for the version it mints
+        // 3. START's ttl, for the version it mints: with any option, v2
+        // (docs/commands.md#start); then the options' values
         if short(cmd) == "start" {
             if ring.is_some() {
                 self.note("with a ring");
             }
-            let ttl = self.ttl_of(&args[2], self.token_version, got, t0, t1)?;
+            let version = if args.len() > 3 {
+                self.note("with options");
+                Version::V2
+            } else {
+                self.token_version
+            };
+            let ttl = self.ttl_of(&args[2], version, got, t0, t1)?;
+            let given = options(&args[3..], START_OPTIONS).expect("checked at step 1");
+            let values = self.values_of(&given, got, t0, t1)?;
+            let deadline = match (version, values.deadline) {
+                (Version::V1, _) => None,
+                (Version::V2, Some(deadline)) => Some(deadline),
+                (Version::V2, None) => {
+                    let deadline = self.default_deadline(t0, t1);
+                    if deadline.is_some() {
+                        self.note("with the default deadline");
+                    }
+                    deadline
+                }
+            };
             return Ok(Plan::Start {
                 keyref: keyref.clone(),
                 secret: secrets[0].clone(),
-                version: self.token_version,
+                version,
                 ttl,
+                deadline,
+                label: values.label,
             });
         }
         // 4., 5. the token
@@ -889,7 +1132,7 @@ impl Model {
         let before = self.describe_target(args);
         self.wrote = false;
         self.v2_context = if short(&cmd) == "start" {
-            self.token_version == Version::V2
+            self.token_version == Version::V2 || args.len() > 3
         } else {
             args.get(2).is_some_and(|t| t.starts_with(b"v2."))
         };
@@ -910,7 +1153,7 @@ impl Model {
             .and_then(|p| self.sessions.get(&home(&p)));
         match session {
             Some(s) => format!(
-                "{limits}; session {} live ({}), started with {}, deadline {:?}{}, {} payloads: {}",
+                "{limits}; session {} live ({}), started with {}, expires {:?}{}, {} payloads: {}",
                 show(&s.token),
                 if s.damage.is_some() {
                     "record spoiled"
@@ -918,7 +1161,7 @@ impl Model {
                     "record intact"
                 },
                 show(&s.keyref),
-                s.deadline,
+                s.expires,
                 if s.version() == Version::V2 {
                     format!(", created {:?}", s.created)
                 } else {
@@ -976,13 +1219,15 @@ impl Model {
         t0: i64,
         t1: i64,
     ) -> Result<(), String> {
-        let deadline = |ms: i64| Some((t0.saturating_add(ms), t1.saturating_add(ms)));
+        let expiry = |ms: i64| (t0.saturating_add(ms), t1.saturating_add(ms));
         match plan {
             Plan::Start {
                 keyref,
                 secret,
                 version,
                 ttl,
+                deadline,
+                label,
             } => {
                 let token = match got {
                     Ok(Value::BulkString(token)) => token.clone(),
@@ -1026,6 +1271,10 @@ impl Model {
                         self.forget(keyref, token);
                     }
                     Ttl::Ms(ms) => {
+                        let expires = expiry(ms);
+                        if clamped(expires, deadline) {
+                            self.tally("start", "clamped by the deadline");
+                        }
                         self.live.push(handle.clone());
                         self.sessions.insert(
                             handle,
@@ -1033,10 +1282,13 @@ impl Model {
                                 keyref,
                                 secret,
                                 token,
-                                deadline: deadline(ms),
+                                expires: Some(clamp(expires, deadline)),
                                 payloads: BTreeMap::new(),
                                 created: (t0, t1),
                                 damage: None,
+                                deadline,
+                                owner: None,
+                                label,
                             },
                         );
                     }
@@ -1051,7 +1303,14 @@ impl Model {
                         self.end(&handle);
                         self.counters.sessions_ended_by_expire_0 += 1;
                     }
-                    Ttl::Ms(ms) => self.session(&handle).deadline = deadline(ms),
+                    Ttl::Ms(ms) => {
+                        // docs/commands.md#maxlife: clamped, and OK.
+                        let deadline = self.sessions[&handle].deadline;
+                        if clamped(expiry(ms), deadline) {
+                            self.tally("expire", "clamped by the deadline");
+                        }
+                        self.session(&handle).expires = Some(clamp(expiry(ms), deadline));
+                    }
                 }
                 expect(got, &Ok(Value::Okay))
             }
@@ -1123,7 +1382,7 @@ impl Model {
                 // Redis' TTL rounding of the ms left when the server read its
                 // clock, somewhere in [t0, t1].
                 let round = |left: i64| (left.max(0) + 500) / 1000;
-                let (min, max) = match self.session(&handle).deadline {
+                let (min, max) = match self.session(&handle).expires {
                     Some((lo, hi)) => (round(lo - t1), round(hi - t0)),
                     None => {
                         self.tally("ttl", "ok, no expiry");
@@ -1167,10 +1426,13 @@ impl Model {
             keyref,
             secret,
             token,
-            deadline: at.map(|at| (at, at)),
+            expires: at.map(|at| (at, at)),
             payloads: payloads.into_iter().collect(),
             created: (created, created),
             damage: None,
+            deadline: None,
+            owner: None,
+            label: None,
         };
         self.sessions.insert(handle, session);
     }
@@ -1194,22 +1456,42 @@ impl Model {
     }
 
     /// A v2 record the module wrote for `session` (docs/keys.md#v2-record):
-    /// format 1, the token's binding, and a `created` within what the model
-    /// knows; that `created`, or why not.
-    fn check_record(session: &Session, bytes: &[u8]) -> Result<i64, String> {
+    /// format 1, the token's binding, a `created` and a deadline within what
+    /// the model knows, then exactly the owner and label the model has;
+    /// that `created` and deadline, or why not.
+    fn check_record(session: &Session, bytes: &[u8]) -> Result<(i64, Option<i64>), String> {
         let token = parse(&session.token).expect("a session's token");
         let binding = stored_part(&token);
-        let (lo, hi) = session.created;
-        let created = (bytes.len() == 41 && bytes[0] == 1 && &bytes[1..33] == binding)
-            .then(|| i64::from_be_bytes(bytes[33..41].try_into().expect("8 bytes")))
-            .filter(|created| (lo..=hi).contains(created));
-        created.ok_or_else(|| {
-            format!(
-                "record {} is not format 1, binding {}, created in {lo}..={hi}",
+        let instant = |at: usize| {
+            let b = bytes.get(at..at + 8)?;
+            Some(i64::from_be_bytes(b.try_into().expect("8 bytes")))
+        };
+        let within = |at: Option<i64>, (lo, hi): (i64, i64)| at.filter(|at| (lo..=hi).contains(at));
+        let created = within(instant(33), session.created);
+        let deadline = match session.deadline {
+            None => Some(None),
+            Some(known) => {
+                within(instant(42).filter(|_| bytes.get(41) == Some(&b'd')), known).map(Some)
+            }
+        };
+        let (owner, label) = (session.owner.as_ref(), session.label.as_deref());
+        match created.zip(deadline) {
+            Some((created, deadline))
+                if bytes == record(binding, created, deadline, owner, label) =>
+            {
+                Ok((created, deadline))
+            }
+            _ => Err(format!(
+                "record {} is not format 1, binding {}, created in {:?}, deadline in {:?}, \
+                 owner {:?}, label {:?}",
                 show(bytes),
-                show(binding)
-            )
-        })
+                show(binding),
+                session.created,
+                session.deadline,
+                owner.map(|(o, ns)| (show(o), show(ns))),
+                label.map(show)
+            )),
+        }
     }
 
     /// docs/keys.md and docs/replication.md against the keyspace itself, and
@@ -1273,17 +1555,17 @@ impl Model {
                     return Err(format!("session {who}: signature key holds {stored:?}"));
                 }
             }
-            let at = match (next(), session.deadline) {
+            let at = match (next(), session.expires) {
                 (Value::Int(at), Some((lo, hi))) if (lo..=hi).contains(&at) => at,
                 (Value::Int(-1), None) => -1,
-                (other, deadline) => {
+                (other, expires) => {
                     return Err(format!(
-                        "session {who}: PEXPIRETIME {other:?}, the model has {deadline:?}"
+                        "session {who}: PEXPIRETIME {other:?}, the model has {expires:?}"
                     ))
                 }
             };
             if at != -1 {
-                session.deadline = Some((at, at));
+                session.expires = Some((at, at));
             }
             let hash = next();
             let Some(mut fields) = hash_of(&hash) else {
@@ -1294,9 +1576,17 @@ impl Model {
                 let expected = session.damage.as_ref().map(|d| d.garbage.clone());
                 match (record, expected) {
                     (Some(record), None) => {
-                        let created = Self::check_record(session, &record)
+                        let (created, deadline) = Self::check_record(session, &record)
                             .map_err(|why| format!("session {who}: {why}"))?;
                         session.created = (created, created);
+                        session.deadline = deadline.map(|d| (d, d));
+                        // docs/commands.md#maxlife: Redis' own expiry
+                        // enforces the deadline.
+                        if deadline.is_some_and(|d| at == -1 || at > d) {
+                            return Err(format!(
+                                "session {who}: PEXPIRETIME {at}, past its deadline {deadline:?}"
+                            ));
+                        }
                     }
                     (record, Some(garbage)) if record == garbage => {}
                     (record, expected) => {
@@ -1572,10 +1862,26 @@ impl Model {
     fn generate(&self, rng: &mut StdRng) -> Op {
         let roll = rng.random_range(0..1000);
         if roll < 10 {
-            let (name, values): (_, &[i64]) = match rng.random_range(0..3) {
+            // default-max-lifetime: long enough that no deadline passes in
+            // a run; its maximum (2^53 ms, a deadline capped at that) and
+            // values out of range, which change nothing.
+            let (name, values): (_, &[i64]) = match rng.random_range(0..4) {
                 0 => ("sessiongate.max-payload-name-len", &[200, 200, 200, 16]),
                 1 => ("sessiongate.max-payload-data-len", &[1, 8, 64, 64, 100]),
-                _ => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
+                2 => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
+                _ => (
+                    "sessiongate.default-max-lifetime",
+                    &[
+                        0,
+                        0,
+                        0,
+                        3_600,
+                        2_000_000,
+                        9_007_199_254_740,
+                        9_007_199_254_741,
+                        -1,
+                    ],
+                ),
             };
             let value = *values.choose(rng).unwrap();
             return Op::Config { name, value };
@@ -1667,6 +1973,9 @@ impl Model {
         if cmd == "sessiongate.start" {
             args.push(self.keyref(rng, None, None));
             args.push(ttl_arg(rng, 8));
+            if rng.random_ratio(30, 100) {
+                args.extend(self.options_args(rng, START_OPTIONS));
+            }
         } else {
             let target = self.target(rng);
             let session = target.handle.as_ref().and_then(|h| self.sessions.get(h));
@@ -1695,16 +2004,17 @@ impl Model {
         }
         // Wrong arity, with otherwise plausible words.
         if rng.random_ratio(4, 100) {
-            let words = loop {
+            args = loop {
                 let words = rng.random_range(0..args.len() + 4) + 1;
-                if !arity_ok(cmd, words) {
-                    break words;
+                let mut wrong = args.clone();
+                while wrong.len() < words {
+                    wrong.push(self.name(rng, None));
+                }
+                wrong.truncate(words);
+                if !arity_ok(cmd, &wrong) {
+                    break wrong;
                 }
             };
-            while args.len() < words {
-                args.push(self.name(rng, None));
-            }
-            args.truncate(words);
         }
         let watch = cmd != "sessiongate.start" && rng.random_ratio(6, 100);
         Op::Command {
@@ -1896,6 +2206,43 @@ impl Model {
         }
     }
 
+    /// Options of `allowed` (docs/commands.md#options), in any order and
+    /// case: mostly good values, sometimes a bad one, and now and then a
+    /// shape that is the arity error (an unknown word, a missing value, an
+    /// option given twice).
+    fn options_args(&self, rng: &mut StdRng, allowed: &[Keyword]) -> Vec<Vec<u8>> {
+        let mut chosen: Vec<Keyword> = allowed
+            .iter()
+            .copied()
+            .filter(|_| rng.random_ratio(1, 2))
+            .collect();
+        if chosen.is_empty() {
+            chosen.push(*allowed.choose(rng).unwrap());
+        }
+        chosen.shuffle(rng);
+        let mut words = Vec::new();
+        for keyword in chosen {
+            words.push(spell(rng, keyword.name()));
+            words.push(option_value(rng, keyword));
+        }
+        match rng.random_range(0..100) {
+            0..=2 => {
+                let word = [&b"x"[..], b"MAXLIFEX", b"EXCEPT", b"ttl", b"limit", b""];
+                let at = rng.random_range(0..=words.len() / 2) * 2;
+                words.insert(at, word.choose(rng).unwrap().to_vec());
+            }
+            3..=4 => {
+                words.pop();
+            }
+            5..=6 => {
+                let again = words[..2].to_vec();
+                words.extend(again);
+            }
+            _ => {}
+        }
+        words
+    }
+
     fn name(&self, rng: &mut StdRng, session: Option<&Session>) -> Vec<u8> {
         let roll = rng.random_range(0..100);
         match session {
@@ -2037,6 +2384,60 @@ fn ttl_arg(rng: &mut StdRng, zero_percent: usize) -> Vec<u8> {
         }
     };
     ttl.into_bytes()
+}
+
+/// A value for an option: mostly a good one, and every kind of wrong
+/// (docs/errors.md#lifecycle-errors).
+fn option_value(rng: &mut StdRng, keyword: Keyword) -> Vec<u8> {
+    let roll = rng.random_range(0..100);
+    match keyword {
+        // Mostly long enough to outlive the run, and often shorter than the
+        // ttl, which it then clamps.
+        Keyword::Maxlife => {
+            let t = now_ms();
+            let value = match roll {
+                0..=79 => rng.random_range(LIVE_TTL_MIN..=100_000_000).to_string(),
+                80..=84 => ["0", "-1", "", "abc", "1.5", "+60", "01000", " 60"]
+                    .choose(rng)
+                    .unwrap()
+                    .to_string(),
+                85..=87 => i64::MAX.to_string(),
+                88 => (i64::MAX / 1000 + 1).to_string(),
+                // Just past 2^53 ms, and just short of it.
+                89..=92 => {
+                    ((V2_MAX_EXPIRY_MS - t) / 1000 + 1 + rng.random_range(0..=1000)).to_string()
+                }
+                93..=95 => ((V2_MAX_EXPIRY_MS - t - 600_000) / 1000 - rng.random_range(0..=1000))
+                    .to_string(),
+                _ => rng
+                    .random_range(1_000_000_000..=1_000_000_000_000_i64)
+                    .to_string(),
+            };
+            value.into_bytes()
+        }
+        // Binary-safe, some spelling a keyword (a value is taken as it is).
+        Keyword::Label => match roll {
+            0..=59 => {
+                let len = rng.random_range(1..=20);
+                random_bytes(rng, len)
+            }
+            60..=79 => [
+                &b"phone"[..],
+                b"Firefox on Linux",
+                b"LIMIT",
+                b"maxlife",
+                b"EVICT",
+                b"\0",
+            ]
+            .choose(rng)
+            .unwrap()
+            .to_vec(),
+            80..=85 => vec![*b"l\0".choose(rng).unwrap(); 512],
+            86..=91 => vec![*b"l\0".choose(rng).unwrap(); 513],
+            _ => Vec::new(),
+        },
+        Keyword::Limit | Keyword::Ttl => unreachable!("not yet generated"),
+    }
 }
 
 /// A token that fails docs/tokens.md#shape (v1) or #v2-tokens (v2) in one
@@ -2348,7 +2749,7 @@ fn inject(con: &mut Connection, model: &mut Model, injection: Injection) -> Resu
             let key = v2_key(&tag, &id);
             let binding = stored_part(&parse(&token).expect("minted")).to_vec();
             let mut hset = vec![b"HSET".to_vec(), key.clone(), Vec::new()];
-            hset.push(record(&binding, created));
+            hset.push(record(&binding, created, None, None, None));
             hset.extend(fields);
             call(con, &hset).map_err(|e| format!("HSET: {e}"))?;
             if let Some(at) = at {
@@ -2374,8 +2775,9 @@ fn damage(
         return Err(format!("HGET of the record: {}", reply(&got)));
     };
     let session = model.session(&handle);
-    let created = Model::check_record(session, &original)?;
+    let (created, deadline) = Model::check_record(session, &original)?;
     session.created = (created, created);
+    session.deadline = deadline.map(|d| (d, d));
     let garbage = harm.apply(&original);
     match &garbage {
         Some(garbage) => expect(
@@ -2540,32 +2942,36 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
             Op::Reload { good } => reload(&mut resp2, &mut model, &keyring_file, good),
             Op::Config { name, value } => {
                 let got = call(&mut resp2, &["CONFIG", "SET", name, &value.to_string()]);
-                let value = usize::try_from(value).unwrap_or(0);
+                // docs/configuration.md#settings: the ranges.
+                let range = match name {
+                    "sessiongate.token-version" => 1..=2,
+                    "sessiongate.default-max-lifetime" => 0..=9_007_199_254_740,
+                    _ => 0..=i64::MAX,
+                };
+                if !range.contains(&value) {
+                    // docs/configuration.md#refused-values: Redis' own
+                    // error, and the old value kept.
+                    model.v2_context = false;
+                    model.tally("config", &format!("{} refused", short(name)));
+                    let refused = matches!(&got, Err(e) if e.starts_with("ERR CONFIG SET failed"));
+                    if !refused {
+                        fail(
+                            i,
+                            &recent,
+                            &replay,
+                            format!("expected Redis' refusal, got {}", reply(&got)),
+                        );
+                    }
+                    continue;
+                }
+                let count = usize::try_from(value).unwrap_or(0);
                 match name {
-                    "sessiongate.token-version" => match value {
-                        1 => model.token_version = Version::V1,
-                        2 => model.token_version = Version::V2,
-                        _ => {
-                            // docs/configuration.md#refused-values: Redis'
-                            // own error, and the old value kept.
-                            model.v2_context = false;
-                            model.tally("config", "token-version refused");
-                            let refused =
-                                matches!(&got, Err(e) if e.starts_with("ERR CONFIG SET failed"));
-                            if !refused {
-                                fail(
-                                    i,
-                                    &recent,
-                                    &replay,
-                                    format!("expected Redis' refusal, got {}", reply(&got)),
-                                );
-                            }
-                            continue;
-                        }
-                    },
-                    "sessiongate.max-payload-name-len" => model.name_limit = value,
-                    "sessiongate.max-payload-data-len" => model.data_limit = value,
-                    _ => model.max_payloads = value,
+                    "sessiongate.token-version" if value == 1 => model.token_version = Version::V1,
+                    "sessiongate.token-version" => model.token_version = Version::V2,
+                    "sessiongate.max-payload-name-len" => model.name_limit = count,
+                    "sessiongate.max-payload-data-len" => model.data_limit = count,
+                    "sessiongate.default-max-lifetime" => model.default_max_lifetime = value,
+                    _ => model.max_payloads = count,
                 }
                 expect(&got, &Ok(Value::Okay))
             }
