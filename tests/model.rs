@@ -493,6 +493,11 @@ enum Plan {
     Ttl {
         handle: Handle,
     },
+    Inspect {
+        handle: Handle,
+        /// The token verified only with a `verify` secret of its ring.
+        stale: bool,
+    },
 }
 
 struct Session {
@@ -619,6 +624,10 @@ struct Model {
     default_max_lifetime: i64,
 }
 
+/// The session lifecycle's commands (docs/commands.md#session-lifecycle),
+/// after common's COMMANDS in the generator's table.
+const LIFECYCLE_COMMANDS: [&str; 1] = ["sessiongate.inspect"];
+
 fn short(cmd: &str) -> &str {
     cmd.strip_prefix("sessiongate.").unwrap_or(cmd)
 }
@@ -628,7 +637,7 @@ fn arity_ok(cmd: &str, args: &[Vec<u8>]) -> bool {
     match short(cmd) {
         // docs/commands.md#options: the options' shape is step 1 too.
         "start" => words >= 3 && options(&args[3..], START_OPTIONS).is_some(),
-        "end" | "ttl" | "pgetall" => words == 3,
+        "end" | "ttl" | "pgetall" | "inspect" => words == 3,
         "expire" | "pget" | "pdel" => words == 4,
         "pset" => words == 5,
         "pmget" => words >= 4,
@@ -1010,7 +1019,7 @@ impl Model {
             None
         };
         // 7. HMAC, under any of the keyref's secrets
-        match secrets.iter().position(|secret| signs(secret, &parts)) {
+        let verified = match secrets.iter().position(|secret| signs(secret, &parts)) {
             None => {
                 // A token its session's own secret signed, which the ring
                 // no longer holds.
@@ -1020,9 +1029,12 @@ impl Model {
                 }
                 return Err(Rej::Forged);
             }
-            Some(0) => {}
-            Some(_) => self.note("via a verify secret"),
-        }
+            Some(0) => 0,
+            Some(i) => {
+                self.note("via a verify secret");
+                i
+            }
+        };
         if ring.is_none() && is_ring_secret(keyref) {
             self.note("raw ring secret");
         }
@@ -1046,6 +1058,10 @@ impl Model {
             },
             "end" => Plan::End { handle },
             "ttl" => Plan::Ttl { handle },
+            "inspect" => Plan::Inspect {
+                handle,
+                stale: verified > 0,
+            },
             "pgetall" => Plan::GetAll { handle },
             "pget" => {
                 self.check_name(&rest[0])?;
@@ -1378,6 +1394,42 @@ impl Model {
                 }
                 expect(got, &Ok(Value::Okay))
             }
+            Plan::Inspect { handle, stale } => {
+                // docs/commands.md#inspect: nine pairs, in this order; the
+                // driver pinned the session's instants just before.
+                let s = &self.sessions[&handle];
+                let v2 = s.version() == Version::V2;
+                let exact = |known: Option<(i64, i64)>| match known {
+                    Some((lo, hi)) if lo == hi => Ok(Value::Int(lo)),
+                    None => Ok(Value::Nil),
+                    Some(interval) => Err(format!("INSPECT of an unpinned instant {interval:?}")),
+                };
+                let bytes =
+                    |b: Option<&[u8]>| b.map_or(Value::Nil, |b| Value::BulkString(b.to_vec()));
+                let id = parse(&s.token).expect("a session's token").id.to_vec();
+                let expected = fields(
+                    vec![
+                        ("version", Value::Int(if v2 { 2 } else { 1 })),
+                        ("id", Value::BulkString(id)),
+                        ("created", exact(Some(s.created).filter(|_| v2))?),
+                        ("expires", exact(s.expires)?),
+                        ("deadline", exact(s.deadline)?),
+                        ("owner", bytes(s.owner.as_ref().map(|(o, _)| &o[..]))),
+                        ("label", bytes(s.label.as_deref())),
+                        ("payloads", Value::Int(s.payloads.len() as i64)),
+                        ("stale", Value::Int(i64::from(stale))),
+                    ],
+                    resp3,
+                );
+                let lifecycle = s.deadline.is_some() || s.label.is_some();
+                if stale {
+                    self.tally("inspect", "ok, stale");
+                }
+                if lifecycle {
+                    self.tally("inspect", "ok, with a deadline or label");
+                }
+                expect(got, &Ok(expected))
+            }
             Plan::Ttl { handle } => {
                 // Redis' TTL rounding of the ms left when the server read its
                 // clock, somewhere in [t0, t1].
@@ -1492,6 +1544,66 @@ impl Model {
                 label.map(show)
             )),
         }
+    }
+
+    /// The live sessions whose instants (created, expiry, deadline) the
+    /// command `args` would show: INSPECT's.
+    fn shown_by(&self, args: &[Vec<u8>]) -> Vec<Handle> {
+        let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        match (short(&cmd), args.get(2).and_then(|t| parse(t))) {
+            ("inspect", Some(parts)) => {
+                let handle = home(&parts);
+                match self.sessions.get(&handle) {
+                    Some(s) if s.damage.is_none() => vec![handle],
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Reads what the server holds of these live sessions (PEXPIRETIME,
+    /// and a v2 record) and, once it lies within what the model knows, pins
+    /// the model's intervals to it: a reply that shows them is then
+    /// predicted exactly.
+    fn pin(&mut self, con: &mut Connection, handles: &[Handle]) -> Result<(), String> {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for handle in handles {
+            pipe.cmd("PEXPIRETIME").arg(handle);
+            if self.sessions[handle].version() == Version::V2 {
+                pipe.cmd("HGET").arg(handle).arg("");
+            }
+        }
+        let replies: Vec<Value> = pipe.query(con).map_err(|e| format!("pin: {e}"))?;
+        let mut replies = replies.into_iter();
+        for handle in handles {
+            let session = self.session(handle);
+            let who = show(&session.token);
+            match (replies.next().expect("PEXPIRETIME's"), session.expires) {
+                (Value::Int(at), Some((lo, hi))) if (lo..=hi).contains(&at) => {
+                    session.expires = Some((at, at))
+                }
+                (Value::Int(-1), None) => {}
+                (other, expires) => {
+                    return Err(format!(
+                        "session {who}: PEXPIRETIME {other:?}, the model has {expires:?}"
+                    ))
+                }
+            }
+            if session.version() == Version::V2 {
+                let Some(Value::BulkString(bytes)) = replies.next() else {
+                    return Err(format!("session {who}: its record is not a string"));
+                };
+                let (created, deadline) = Self::check_record(session, &bytes)
+                    .map_err(|why| format!("session {who}: {why}"))?;
+                session.created = (created, created);
+                session.deadline = deadline.map(|d| (d, d));
+            }
+        }
+        Ok(())
     }
 
     /// docs/keys.md and docs/replication.md against the keyspace itself, and
@@ -1638,6 +1750,19 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+/// Named values as the module replies them (docs/commands.md#inspect): a
+/// map under RESP3, a flat name/value array under RESP2.
+fn fields(pairs: Vec<(&str, Value)>, resp3: bool) -> Value {
+    let pairs = pairs
+        .into_iter()
+        .map(|(name, value)| (Value::BulkString(name.as_bytes().to_vec()), value));
+    if resp3 {
+        Value::Map(pairs.collect())
+    } else {
+        Value::Array(pairs.flat_map(|(n, v)| [n, v]).collect())
     }
 }
 
@@ -1961,6 +2086,7 @@ impl Model {
             7,                                // pgetall
             7,                                // pmget
             8,                                // pmset
+            5,                                // inspect
         ];
         let mut roll = rng.random_range(0..weights.iter().sum::<usize>());
         let mut which = 0;
@@ -1968,7 +2094,11 @@ impl Model {
             roll -= weights[which];
             which += 1;
         }
-        let cmd = COMMANDS[which];
+        let cmd = *COMMANDS
+            .iter()
+            .chain(&LIFECYCLE_COMMANDS)
+            .nth(which)
+            .unwrap();
         let mut args = vec![spell(rng, cmd)];
         if cmd == "sessiongate.start" {
             args.push(self.keyref(rng, None, None));
@@ -2686,6 +2816,8 @@ fn run_command(
         cmd.extend(keys.iter().cloned());
         expect(&call(con, &cmd), &Ok(Value::Okay))?;
     }
+    let shown = model.shown_by(args);
+    model.pin(con, &shown)?;
     let t0 = now_ms();
     let got = call(con, args);
     let t1 = now_ms();
