@@ -70,9 +70,33 @@ const V2_MAX_EXPIRY_MS: i64 = 1 << 53;
 
 // The session lifecycle's errors, exactly as docs/errors.md#lifecycle-errors
 // writes them (tests/common/errors.rs has the older commands' only).
+const EMPTY_OWNER: &str = "<owner> must have at least one character";
+const LONG_OWNER: &str = "<owner> length exceeds the maximum value allowed of 512";
 const EMPTY_LABEL: &str = "<label> must have at least one character";
 const LONG_LABEL: &str = "<label> length exceeds the maximum value allowed of 512";
 const BAD_MAXLIFE: &str = "<maxlife> must be a valid integer that represents seconds";
+const BAD_LIMIT: &str = "<limit> must be a positive integer";
+const BAD_ID: &str = "<id> format is invalid";
+const NOT_THE_OWNERS: &str = "the session contained in <token> does not belong to <owner>";
+
+fn too_many_sessions(n: usize) -> String {
+    format!("the owner has reached the maximum number of sessions allowed of {n}")
+}
+
+/// The owners of owner commands: few, so that they gather sessions, and
+/// some with braces, whose slot is their hash tag's as Redis Cluster
+/// hashes keys (docs/commands.md#owner-commands): `a{b}c` and `{b}` share
+/// a slot, `{}` and `x{}y` hash whole, `a{b{c}d}` as `b{c`.
+const OWNERS: [&[u8]; 8] = [
+    b"user:42",
+    b"user:7",
+    b"a{b}c",
+    b"{b}",
+    b"{}",
+    b"x{}y",
+    b"a{b{c}d}",
+    b"\0bin\xff{owner",
+];
 
 // ---------------------------------------------------------------------------
 // The keyring file the server loads (docs/keyrings.md#keyring-file). Ring
@@ -307,6 +331,45 @@ fn slot_tag(token: &[u8]) -> Vec<u8> {
     canonical_tags()[usize::from(crc16(token)) % 16384].clone()
 }
 
+/// docs/keys.md#owner-index: the slot Redis Cluster gives `key`: the bytes
+/// between the first `{` and the first `}` after it when there are any,
+/// else the whole key.
+fn key_slot(key: &[u8]) -> usize {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let len = rest.iter().position(|&b| b == b'}')?;
+            (len > 0).then(|| &rest[..len])
+        })
+        .unwrap_or(key);
+    usize::from(crc16(hashed)) % 16384
+}
+
+/// The canonical tag of the owner's slot: its index's, and its sessions'.
+fn owner_tag(owner: &[u8]) -> Vec<u8> {
+    canonical_tags()[key_slot(owner)].clone()
+}
+
+/// docs/keys.md#owner-index: `r.<ring>` for `@<ring>`; for a raw key `k.`
+/// and the first 8 bytes, hex, of HMAC-SHA256(key, `sessiongate owner
+/// namespace`).
+fn namespace(keyref: &[u8]) -> Vec<u8> {
+    match keyref.strip_prefix(b"@") {
+        Some(ring) => [b"r.", ring].concat(),
+        None => {
+            let mac = hmac_hex(keyref, b"sessiongate owner namespace");
+            [b"k.", &mac.as_bytes()[..16]].concat()
+        }
+    }
+}
+
+/// `sg-owner:{<tag>}:<ns>:<owner>`.
+fn index_name(owner: &[u8], ns: &[u8]) -> Vec<u8> {
+    [b"sg-owner:{", &owner_tag(owner)[..], b"}:", ns, b":", owner].concat()
+}
+
 fn signature_key(id: &[u8]) -> Vec<u8> {
     [b"sg-session:", id, b":signature"].concat()
 }
@@ -358,6 +421,15 @@ fn record(
         bytes.extend_from_slice(label);
     }
     bytes
+}
+
+/// Steps 4 and 5 (docs/errors.md#check-order): a token of either version's
+/// exact shape.
+fn token_of(token: &[u8]) -> Result<Parts<'_>, Rej> {
+    if token.is_empty() {
+        return Err(Rej::EmptyToken);
+    }
+    parse(token).ok_or(Rej::BadFormat)
 }
 
 /// Whether `expiry` certainly passes the deadline, so that it is clamped.
@@ -449,6 +521,11 @@ enum Rej {
     BadMaxlife,
     EmptyLabel,
     LongLabel,
+    EmptyOwner,
+    LongOwner,
+    BadLimit,
+    BadId,
+    NotTheOwners,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -504,6 +581,25 @@ enum Plan {
         /// The token verified only with a `verify` secret of its ring.
         stale: bool,
     },
+    OStart {
+        keyref: Vec<u8>,
+        secret: Vec<u8>,
+        owner: Vec<u8>,
+        ttl: Ttl,
+        deadline: Option<(i64, i64)>,
+        label: Option<Vec<u8>>,
+        /// LIMIT's n, and whether it said REJECT.
+        limit: Option<(usize, bool)>,
+    },
+    OList {
+        owner: Vec<u8>,
+        ns: Vec<u8>,
+    },
+    OEnd {
+        owner: Vec<u8>,
+        ns: Vec<u8>,
+        which: Which,
+    },
     Rotate {
         handle: Handle,
         keyref: Vec<u8>,
@@ -512,6 +608,21 @@ enum Plan {
         /// `None`: the expiry is kept.
         ttl: Option<Ttl>,
     },
+}
+
+/// Which of an owner's sessions OEND ends (docs/commands.md#oend).
+enum Which {
+    All,
+    AllBut(Vec<u8>),
+    These(Vec<Vec<u8>>),
+}
+
+/// An owner's index as the model knows it (docs/keys.md#owner-index).
+struct OwnerIndex {
+    /// Session id → its score, the session's expiry, in `[lo, hi]`.
+    members: BTreeMap<Vec<u8>, (i64, i64)>,
+    /// The key's own expiry: the latest score it held since it was made.
+    expires: (i64, i64),
 }
 
 struct Session {
@@ -636,11 +747,23 @@ struct Model {
     wrote: bool,
     /// `sessiongate.default-max-lifetime`, seconds; 0: none.
     default_max_lifetime: i64,
+    /// `sessiongate.max-sessions-per-owner`; 0: none.
+    max_sessions: usize,
+    /// Owners' indexes, by key name.
+    indexes: BTreeMap<Vec<u8>, OwnerIndex>,
+    /// The owners the generator sends.
+    owners: Vec<Vec<u8>>,
 }
 
 /// The session lifecycle's commands (docs/commands.md#session-lifecycle),
 /// after common's COMMANDS in the generator's table.
-const LIFECYCLE_COMMANDS: [&str; 2] = ["sessiongate.inspect", "sessiongate.rotate"];
+const LIFECYCLE_COMMANDS: [&str; 5] = [
+    "sessiongate.inspect",
+    "sessiongate.rotate",
+    "sessiongate.ostart",
+    "sessiongate.olist",
+    "sessiongate.oend",
+];
 
 fn short(cmd: &str) -> &str {
     cmd.strip_prefix("sessiongate.").unwrap_or(cmd)
@@ -652,7 +775,15 @@ fn arity_ok(cmd: &str, args: &[Vec<u8>]) -> bool {
         // docs/commands.md#options: the options' shape is step 1 too.
         "start" => words >= 3 && options(&args[3..], START_OPTIONS).is_some(),
         "rotate" => words >= 3 && options(&args[3..], ROTATE_OPTIONS).is_some(),
-        "end" | "ttl" | "pgetall" | "inspect" => words == 3,
+        "ostart" => words >= 4 && options(&args[4..], OSTART_OPTIONS).is_some(),
+        // docs/commands.md#oend: EXCEPT and one token, or ID and ids.
+        "oend" => match &args[3.min(words)..] {
+            [] => true,
+            [word, _] if word.eq_ignore_ascii_case(b"EXCEPT") => true,
+            [word, _, ..] => word.eq_ignore_ascii_case(b"ID"),
+            _ => false,
+        },
+        "end" | "ttl" | "pgetall" | "inspect" | "olist" => words == 3,
         "expire" | "pget" | "pdel" => words == 4,
         "pset" => words == 5,
         "pmget" => words >= 4,
@@ -683,6 +814,7 @@ impl Keyword {
 
 const START_OPTIONS: &[Keyword] = &[Keyword::Maxlife, Keyword::Label];
 const ROTATE_OPTIONS: &[Keyword] = &[Keyword::Ttl];
+const OSTART_OPTIONS: &[Keyword] = &[Keyword::Maxlife, Keyword::Label, Keyword::Limit];
 
 /// The options of a command, as given: each keyword with its value, in
 /// the order sent, and whether LIMIT said REJECT.
@@ -732,6 +864,7 @@ struct Values {
     deadline: Option<(i64, i64)>,
     label: Option<Vec<u8>>,
     ttl: Option<Ttl>,
+    limit: Option<(usize, bool)>,
 }
 
 impl Model {
@@ -755,6 +888,9 @@ impl Model {
             v2_minted: 0,
             wrote: false,
             default_max_lifetime: 0,
+            max_sessions: 1000,
+            indexes: BTreeMap::new(),
+            owners: OWNERS.iter().map(|o| o.to_vec()).collect(),
         }
     }
 
@@ -777,6 +913,11 @@ impl Model {
             Rej::TooMany => too_many_payloads(self.max_payloads),
             Rej::NoPayload => NO_PAYLOAD.into(),
             Rej::BadMaxlife => BAD_MAXLIFE.into(),
+            Rej::EmptyOwner => EMPTY_OWNER.into(),
+            Rej::LongOwner => LONG_OWNER.into(),
+            Rej::BadLimit => BAD_LIMIT.into(),
+            Rej::BadId => BAD_ID.into(),
+            Rej::NotTheOwners => NOT_THE_OWNERS.into(),
             Rej::EmptyLabel => EMPTY_LABEL.into(),
             Rej::LongLabel => LONG_LABEL.into(),
         }
@@ -923,7 +1064,11 @@ impl Model {
                 // docs/commands.md#rotate: checked as a v2 session's EXPIRE
                 // ttl, whatever the token's version.
                 Keyword::Ttl => values.ttl = Some(self.ttl_of(value, Version::V2, got, t0, t1)?),
-                Keyword::Limit => unreachable!("not yet generated"),
+                Keyword::Limit => {
+                    let n = redis_integer(value).filter(|n| *n >= 1);
+                    let n = n.ok_or(Rej::BadLimit)? as usize;
+                    values.limit = Some((n, given.reject));
+                }
             }
         }
         Ok(values)
@@ -1026,12 +1171,11 @@ impl Model {
                 label: values.label,
             });
         }
-        // 4., 5. the token
-        let token = &args[2];
-        if token.is_empty() {
-            return Err(Rej::EmptyToken);
+        if matches!(short(cmd), "ostart" | "olist" | "oend") {
+            return self.check_owner_command(cmd, args, &secrets, got, t0, t1);
         }
-        let parts = parse(token).ok_or(Rej::BadFormat)?;
+        // 4., 5. the token
+        let parts = token_of(&args[2])?;
         // 6. EXPIRE's ttl, for the token's version; ROTATE's TTL
         let ttl = match short(cmd) {
             "expire" => Some(self.ttl_of(&args[3], parts.version, got, t0, t1)?),
@@ -1041,38 +1185,9 @@ impl Model {
             }
             _ => None,
         };
-        // 7. HMAC, under any of the keyref's secrets
-        let verified = match secrets.iter().position(|secret| signs(secret, &parts)) {
-            None => {
-                // A token its session's own secret signed, which the ring
-                // no longer holds.
-                let session = self.sessions.get(&home(&parts));
-                if ring.is_some() && session.is_some_and(|s| signs(&s.secret, &parts)) {
-                    self.note("a retired ring secret");
-                }
-                return Err(Rej::Forged);
-            }
-            Some(0) => 0,
-            Some(i) => {
-                self.note("via a verify secret");
-                i
-            }
-        };
-        if ring.is_none() && is_ring_secret(keyref) {
-            self.note("raw ring secret");
-        }
-        // 8. the session exists
-        let handle = home(&parts);
-        let session = self.sessions.get(&handle).ok_or(Rej::Missing)?;
-        // its record reads (v2)
-        if session.damage.is_some() {
-            return Err(Rej::Unreadable);
-        }
-        // 9. it stores this token's signature (v1) or binding (v2)
-        let own = parse(&session.token).expect("a session's token");
-        if stored_part(&own) != stored_part(&parts) {
-            return Err(Rej::Stale);
-        }
+        // 7. to 9.
+        let (handle, verified) = self.authenticate(keyref, &secrets, &parts)?;
+        let session = &self.sessions[&handle];
         let rest = &args[3..];
         Ok(match short(cmd) {
             "expire" => Plan::Expire {
@@ -1154,6 +1269,130 @@ impl Model {
         })
     }
 
+    /// Steps 7 to 9 (docs/errors.md#check-order): a secret of the keyref
+    /// signs the token, its session exists with a record that reads, and
+    /// it holds what this token carries; the session, and which secret
+    /// verified (0: the signing one).
+    fn authenticate(
+        &self,
+        keyref: &[u8],
+        secrets: &[Vec<u8>],
+        parts: &Parts,
+    ) -> Result<(Handle, usize), Rej> {
+        let ring = keyref.starts_with(b"@");
+        // 7. HMAC, under any of the keyref's secrets
+        let verified = match secrets.iter().position(|secret| signs(secret, parts)) {
+            None => {
+                // A token its session's own secret signed, which the ring
+                // no longer holds.
+                let session = self.sessions.get(&home(parts));
+                if ring && session.is_some_and(|s| signs(&s.secret, parts)) {
+                    self.note("a retired ring secret");
+                }
+                return Err(Rej::Forged);
+            }
+            Some(0) => 0,
+            Some(i) => {
+                self.note("via a verify secret");
+                i
+            }
+        };
+        if !ring && is_ring_secret(keyref) {
+            self.note("raw ring secret");
+        }
+        // 8. the session exists
+        let handle = home(parts);
+        let session = self.sessions.get(&handle).ok_or(Rej::Missing)?;
+        // its record reads (v2)
+        if session.damage.is_some() {
+            return Err(Rej::Unreadable);
+        }
+        // 9. it stores this token's signature (v1) or binding (v2)
+        let own = parse(&session.token).expect("a session's token");
+        if stored_part(&own) != stored_part(parts) {
+            return Err(Rej::Stale);
+        }
+        Ok((handle, verified))
+    }
+
+    /// docs/errors.md#check-order-of-the-lifecycle-commands for OSTART,
+    /// OLIST and OEND, after steps 1 and 2: the owner, then OSTART's ttl
+    /// and options, or OEND's EXCEPT token or ids. OSTART's limits are
+    /// decided when it is applied, as the module decides them: last.
+    fn check_owner_command(
+        &self,
+        cmd: &str,
+        args: &[Vec<u8>],
+        secrets: &[Vec<u8>],
+        got: &Result<Value, String>,
+        t0: i64,
+        t1: i64,
+    ) -> Result<Plan, Rej> {
+        let (keyref, owner) = (&args[1], &args[2]);
+        if owner.is_empty() {
+            return Err(Rej::EmptyOwner);
+        }
+        if owner.len() > 512 {
+            return Err(Rej::LongOwner);
+        }
+        let ns = namespace(keyref);
+        match short(cmd) {
+            "ostart" => {
+                let ttl = self.ttl_of(&args[3], Version::V2, got, t0, t1)?;
+                let given = options(&args[4..], OSTART_OPTIONS).expect("checked at step 1");
+                let values = self.values_of(&given, got, t0, t1)?;
+                Ok(Plan::OStart {
+                    keyref: keyref.clone(),
+                    secret: secrets[0].clone(),
+                    owner: owner.clone(),
+                    ttl,
+                    deadline: values.deadline.or_else(|| self.default_deadline(t0, t1)),
+                    label: values.label,
+                    limit: values.limit,
+                })
+            }
+            "olist" => Ok(Plan::OList {
+                owner: owner.clone(),
+                ns,
+            }),
+            _ => {
+                let which = match &args[3..] {
+                    [] => Which::All,
+                    [word, token] if word.eq_ignore_ascii_case(b"EXCEPT") => {
+                        // 4., 5., then the tag before any key is opened,
+                        // 7. to 9., then the session's owner.
+                        let parts = token_of(token)?;
+                        if parts.version != Version::V2 || parts.tag != owner_tag(owner) {
+                            self.note("except a token of another slot");
+                            return Err(Rej::NotTheOwners);
+                        }
+                        let (handle, _) = self.authenticate(keyref, secrets, &parts)?;
+                        let session = &self.sessions[&handle];
+                        if session.owner.as_ref() != Some(&(owner.clone(), ns.clone())) {
+                            self.note("except a session of another owner");
+                            return Err(Rej::NotTheOwners);
+                        }
+                        Which::AllBut(parts.id.to_vec())
+                    }
+                    [_, ids @ ..] => {
+                        if let Some(bad) = ids.iter().find(|id| !is_id(id)) {
+                            if bad.is_empty() {
+                                self.note("an empty id");
+                            }
+                            return Err(Rej::BadId);
+                        }
+                        Which::These(ids.to_vec())
+                    }
+                };
+                Ok(Plan::OEnd {
+                    owner: owner.clone(),
+                    ns,
+                    which,
+                })
+            }
+        }
+    }
+
     /// Counts an outcome, and once more as a v2 one when the command was
     /// about a v2 token (or START minted one).
     fn tally(&mut self, cmd: &str, outcome: &str) {
@@ -1176,10 +1415,11 @@ impl Model {
         let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let before = self.describe_target(args);
         self.wrote = false;
-        self.v2_context = if short(&cmd) == "start" {
-            self.token_version == Version::V2 || args.len() > 3
-        } else {
-            args.get(2).is_some_and(|t| t.starts_with(b"v2."))
+        self.v2_context = match short(&cmd) {
+            "start" => self.token_version == Version::V2 || args.len() > 3,
+            // Always about v2 sessions: no second tally.
+            "ostart" | "olist" | "oend" => false,
+            _ => args.get(2).is_some_and(|t| t.starts_with(b"v2.")),
         };
         self.judge(&cmd, args, resp3, got, t0, t1)
             .map_err(|why| format!("{why}\n  model before it: {before}"))
@@ -1189,16 +1429,53 @@ impl Model {
     fn describe_target(&self, args: &[Vec<u8>]) -> String {
         let limits = format!(
             "max-payload-name-len {}, max-payload-data-len {}, max-payloads-per-session {}, \
-             token-version {:?}",
-            self.name_limit, self.data_limit, self.max_payloads, self.token_version
+             token-version {:?}, default-max-lifetime {}, max-sessions-per-owner {}",
+            self.name_limit,
+            self.data_limit,
+            self.max_payloads,
+            self.token_version,
+            self.default_max_lifetime,
+            self.max_sessions
         );
+        let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        if let ("ostart" | "olist" | "oend", Some(keyref), Some(owner)) =
+            (short(&cmd), args.get(1), args.get(2))
+        {
+            let name = index_name(owner, &namespace(keyref));
+            let tag = owner_tag(owner);
+            let members = self.indexes.get(&name).map(|index| {
+                index
+                    .members
+                    .iter()
+                    .map(|(id, score)| {
+                        let session = self.sessions.get(&v2_key(&tag, id));
+                        format!(
+                            "{} score {score:?} ({})",
+                            show(id),
+                            match session {
+                                Some(s) if s.damage.is_some() => "record spoiled".to_string(),
+                                Some(s) => format!(
+                                    "created {:?}, deadline {:?}, owner {:?}",
+                                    s.created,
+                                    s.deadline,
+                                    s.owner.as_ref().map(|(o, ns)| (show(o), show(ns)))
+                                ),
+                                None => "no session".to_string(),
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+            return format!("{limits}; index {}: {members:?}", show(&name));
+        }
         let session = args
             .get(2)
             .and_then(|t| parse(t))
             .and_then(|p| self.sessions.get(&home(&p)));
         match session {
             Some(s) => format!(
-                "{limits}; session {} live ({}), started with {}, expires {:?}{}, {} payloads: {}",
+                "{limits}; session {} live ({}), started with {}, expires {:?}{}, deadline {:?}, \
+                 owner {:?}, label {:?}, {} payloads: {}",
                 show(&s.token),
                 if s.damage.is_some() {
                     "record spoiled"
@@ -1212,6 +1489,9 @@ impl Model {
                 } else {
                     String::new()
                 },
+                s.deadline,
+                s.owner.as_ref().map(|(o, ns)| (show(o), show(ns))),
+                s.label.as_deref().map(show),
                 s.payloads.len(),
                 s.payloads
                     .iter()
@@ -1250,7 +1530,11 @@ impl Model {
                 expect(got, &Err(self.message(rej, cmd, args)))
             }
             Ok(plan) => {
-                self.tally(cmd, "ok");
+                // OSTART may still be refused at its limits: it counts its
+                // own outcome.
+                if !matches!(plan, Plan::OStart { .. }) {
+                    self.tally(cmd, "ok");
+                }
                 self.apply(plan, resp3, got, t0, t1)
             }
         }
@@ -1354,7 +1638,16 @@ impl Model {
                         if clamped(expiry(ms), deadline) {
                             self.tally("expire", "clamped by the deadline");
                         }
-                        self.session(&handle).expires = Some(clamp(expiry(ms), deadline));
+                        let expires = clamp(expiry(ms), deadline);
+                        self.session(&handle).expires = Some(expires);
+                        // docs/keys.md#owner-index: the score follows, and
+                        // an entry pruned before comes back.
+                        let session = &self.sessions[&handle];
+                        let id = parse(&session.token).expect("a token").id.to_vec();
+                        if let Some((owner, ns)) = session.owner.clone() {
+                            self.tally("expire", "ok, owned");
+                            self.index_set(index_name(&owner, &ns), id, expires);
+                        }
                     }
                 }
                 expect(got, &Ok(Value::Okay))
@@ -1501,8 +1794,24 @@ impl Model {
                         show(&new)
                     ));
                 }
-                let old = self.remove(&handle);
+                let mut old = self.remove(&handle);
                 let v1 = old.version() == Version::V1;
+                // docs/commands.md#rotate: the entry leaves the index its
+                // record names, and enters its keyref's under the new id.
+                if let Some((owner, ns)) = old.owner.take() {
+                    let old_id = parse(&old.token).expect("a token").id.to_vec();
+                    self.index_remove(&index_name(&owner, &ns), &old_id);
+                    let moved = namespace(&keyref);
+                    self.tally(
+                        "rotate",
+                        if moved == ns {
+                            "owned"
+                        } else {
+                            "owned, into another namespace"
+                        },
+                    );
+                    old.owner = Some((owner, moved));
+                }
                 if v1 {
                     self.tally("rotate", "v1 to v2");
                 }
@@ -1530,6 +1839,10 @@ impl Model {
                 if expires.is_some_and(|e| clamped(e, deadline)) {
                     self.tally("rotate", "clamped by the deadline");
                 }
+                let expires = expires.map(|e| clamp(e, deadline));
+                if let (Some((owner, ns)), Some(at)) = (&old.owner, expires) {
+                    self.index_set(index_name(owner, ns), parts.id.to_vec(), at);
+                }
                 self.live.push(new.clone());
                 self.sessions.insert(
                     new,
@@ -1537,7 +1850,7 @@ impl Model {
                         keyref,
                         secret,
                         token,
-                        expires: expires.map(|e| clamp(e, deadline)),
+                        expires,
                         payloads: old.payloads,
                         created,
                         damage: None,
@@ -1547,6 +1860,150 @@ impl Model {
                     },
                 );
                 Ok(())
+            }
+            Plan::OStart {
+                keyref,
+                secret,
+                owner,
+                ttl,
+                deadline,
+                label,
+                limit,
+            } => {
+                let tag = owner_tag(&owner);
+                let ns = namespace(&keyref);
+                let ms = match ttl {
+                    // docs/commands.md#ostart: START's ttl 0, no limit
+                    // looked at.
+                    Ttl::Zero => {
+                        let token = Self::owned_token(got, &tag, &secret)?;
+                        self.tally("ostart", "ttl 0");
+                        self.counters.sessions_started += 1;
+                        self.counters.ids_drawn += 1;
+                        self.forget(keyref, token);
+                        return Ok(());
+                    }
+                    Ttl::Ms(ms) => ms,
+                };
+                let name = index_name(&owner, &ns);
+                let mut live = self.live_entries(&owner, &ns, "ostart", true, t0, t1)?;
+                if let Some((n, reject)) = limit {
+                    if live.len() >= n {
+                        if reject {
+                            self.tally("ostart", "refused by LIMIT REJECT");
+                            return expect(got, &Err(too_many_sessions(n)));
+                        }
+                        // The sessions that expire first, until n - 1 remain.
+                        for id in live.drain(..=live.len() - n) {
+                            self.end(&v2_key(&tag, &id));
+                            self.counters.sessions_evicted += 1;
+                        }
+                        self.tally("ostart", "evicted");
+                    }
+                }
+                if self.max_sessions > 0 && live.len() >= self.max_sessions {
+                    self.tally("ostart", "refused by max-sessions-per-owner");
+                    return expect(got, &Err(too_many_sessions(self.max_sessions)));
+                }
+                let token = Self::owned_token(got, &tag, &secret)?;
+                let parts = parse(&token).expect("checked");
+                let handle = home(&parts);
+                if self.sessions.contains_key(&handle) {
+                    return Err(format!(
+                        "OSTART reused the key of a live session: {}",
+                        show(&handle)
+                    ));
+                }
+                self.tally("ostart", "ok");
+                self.counters.sessions_started += 1;
+                self.counters.ids_drawn += 1;
+                let expires = clamp(expiry(ms), deadline);
+                if clamped(expiry(ms), deadline) {
+                    self.tally("ostart", "clamped by the deadline");
+                }
+                self.index_set(name, parts.id.to_vec(), expires);
+                self.live.push(handle.clone());
+                self.sessions.insert(
+                    handle,
+                    Session {
+                        keyref,
+                        secret,
+                        token,
+                        expires: Some(expires),
+                        payloads: BTreeMap::new(),
+                        created: (t0, t1),
+                        damage: None,
+                        deadline,
+                        owner: Some((owner, ns)),
+                        label,
+                    },
+                );
+                Ok(())
+            }
+            Plan::OList { owner, ns } => {
+                // docs/commands.md#olist: live sessions, by created then id;
+                // the driver pinned their instants just before.
+                let tag = owner_tag(&owner);
+                let live = self.live_entries(&owner, &ns, "olist", false, t0, t1)?;
+                let mut listed = Vec::new();
+                for id in live {
+                    let s = &self.sessions[&v2_key(&tag, &id)];
+                    let pinned = |(lo, hi): (i64, i64)| {
+                        (lo == hi).then_some(lo).ok_or_else(|| {
+                            format!("OLIST of an unpinned instant of {}", show(&s.token))
+                        })
+                    };
+                    let created = pinned(s.created)?;
+                    let expires = pinned(s.expires.expect("an owned session expires"))?;
+                    let deadline = s.deadline.map(pinned).transpose()?;
+                    let entry = fields(
+                        vec![
+                            ("id", Value::BulkString(id.clone())),
+                            ("created", Value::Int(created)),
+                            ("expires", Value::Int(expires)),
+                            ("deadline", deadline.map_or(Value::Nil, Value::Int)),
+                            (
+                                "label",
+                                s.label.clone().map_or(Value::Nil, Value::BulkString),
+                            ),
+                        ],
+                        resp3,
+                    );
+                    listed.push(((created, id), entry));
+                }
+                listed.sort_by(|a, b| a.0.cmp(&b.0));
+                let outcome = match listed.len() {
+                    0 => "ok, none",
+                    1 => "ok, one",
+                    _ => "ok, several",
+                };
+                self.tally("olist", outcome);
+                let entries = listed.into_iter().map(|(_, entry)| entry).collect();
+                expect(got, &Ok(Value::Array(entries)))
+            }
+            Plan::OEnd { owner, ns, which } => {
+                let tag = owner_tag(&owner);
+                let live = self.live_entries(&owner, &ns, "oend", true, t0, t1)?;
+                let chosen: Vec<Vec<u8>> = live
+                    .into_iter()
+                    .filter(|id| match &which {
+                        Which::All => true,
+                        Which::AllBut(kept) => id != kept,
+                        Which::These(ids) => ids.contains(id),
+                    })
+                    .collect();
+                let outcome = match (&which, chosen.len()) {
+                    (_, 0) => "ok, none ended",
+                    (Which::All, _) => "ok, all",
+                    (Which::AllBut(_), _) => "ok, all but one",
+                    (Which::These(_), _) => "ok, by id",
+                };
+                self.tally("oend", outcome);
+                for id in &chosen {
+                    self.end(&v2_key(&tag, id));
+                }
+                self.counters.sessions_ended_by_owner += chosen.len() as u64;
+                expect(got, &Ok(Value::Int(chosen.len() as i64)))
             }
             Plan::Ttl { handle } => {
                 // Redis' TTL rounding of the ms left when the server read its
@@ -1611,9 +2068,112 @@ impl Model {
         self.sessions.get_mut(handle).expect("a live session")
     }
 
+    /// A session ended by a command: gone, and out of its owner's index.
     fn end(&mut self, handle: &[u8]) {
         let session = self.remove(handle);
+        if let Some((owner, ns)) = &session.owner {
+            let id = parse(&session.token).expect("a token").id;
+            self.index_remove(&index_name(owner, ns), id);
+        }
         self.forget(session.keyref, session.token);
+    }
+
+    /// docs/keys.md#owner-index: adds or moves `id`, and raises the index's
+    /// own expiry to its score if that is later.
+    fn index_set(&mut self, name: Vec<u8>, id: Vec<u8>, at: (i64, i64)) {
+        let index = self.indexes.entry(name).or_insert(OwnerIndex {
+            members: BTreeMap::new(),
+            expires: at,
+        });
+        index.members.insert(id, at);
+        index.expires = (index.expires.0.max(at.0), index.expires.1.max(at.1));
+    }
+
+    /// Removes `id`; the index goes with its last member.
+    fn index_remove(&mut self, name: &[u8], id: &[u8]) {
+        if let Some(index) = self.indexes.get_mut(name) {
+            index.members.remove(id);
+            if index.members.is_empty() {
+                self.indexes.remove(name);
+            }
+        }
+    }
+
+    /// docs/commands.md#owner-commands: the ids of the owner's live
+    /// sessions in `ns`, the ones that expire first first (the index's
+    /// order: score, then id); with `prune`, the dead entries leave the
+    /// index. A live session is one whose score is not past and whose key
+    /// is there with a record naming this owner and namespace.
+    fn live_entries(
+        &mut self,
+        owner: &[u8],
+        ns: &[u8],
+        cmd: &str,
+        prune: bool,
+        t0: i64,
+        t1: i64,
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let name = index_name(owner, ns);
+        let tag = owner_tag(owner);
+        let Some(index) = self.indexes.get(&name) else {
+            return Ok(Vec::new());
+        };
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        for (id, &(lo, hi)) in &index.members {
+            let why = if hi < t0 {
+                "an expired entry"
+            } else if lo < t1 {
+                return Err(format!(
+                    "the index entry {} may or may not be past",
+                    show(id)
+                ));
+            } else {
+                match self.sessions.get(&v2_key(&tag, id)) {
+                    Some(s) if s.damage.is_some() => "a spoiled record",
+                    Some(s) if s.owner.as_ref().is_some_and(|(o, n)| o == owner && n == ns) => {
+                        if lo != hi {
+                            return Err(format!("the index entry {} is not pinned", show(id)));
+                        }
+                        live.push((lo, id.clone()));
+                        continue;
+                    }
+                    Some(_) => "a session of another owner",
+                    None => "a session gone by other means",
+                }
+            };
+            dead.push((id.clone(), why));
+        }
+        for (id, why) in dead {
+            if prune {
+                self.tally(cmd, &format!("pruned {why}"));
+                self.index_remove(&name, &id);
+            } else {
+                self.tally(cmd, &format!("skipped {why}"));
+            }
+        }
+        live.sort();
+        Ok(live.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// An owner's new token: v2, in the owner's slot, signed with `secret`.
+    fn owned_token(
+        got: &Result<Value, String>,
+        tag: &[u8],
+        secret: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let token = match got {
+            Ok(Value::BulkString(token)) => token.clone(),
+            other => return Err(format!("expected a new token, got {}", reply(other))),
+        };
+        match parse(&token) {
+            Some(p) if p.version == Version::V2 && p.tag == tag && signs(secret, &p) => Ok(token),
+            _ => Err(format!(
+                "OSTART minted {}, not a v2 token with tag {} signed with {}",
+                show(&token),
+                show(tag),
+                show(secret)
+            )),
+        }
     }
 
     /// Takes a session out of the model.
@@ -1671,16 +2231,24 @@ impl Model {
     }
 
     /// The live sessions whose instants (created, expiry, deadline) the
-    /// command `args` would show: INSPECT's.
+    /// command `args` would show or order by: INSPECT's session, and an
+    /// owner command's owner's sessions in the keyref's namespace.
     fn shown_by(&self, args: &[Vec<u8>]) -> Vec<Handle> {
         let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        match (short(&cmd), args.get(2).and_then(|t| parse(t))) {
-            ("inspect", Some(parts)) => {
-                let handle = home(&parts);
-                match self.sessions.get(&handle) {
-                    Some(s) if s.damage.is_none() => vec![handle],
-                    _ => Vec::new(),
-                }
+        let readable = |handle: Handle| match self.sessions.get(&handle) {
+            Some(s) if s.damage.is_none() => Some(handle),
+            _ => None,
+        };
+        match (short(&cmd), args.get(1), args.get(2)) {
+            ("inspect", _, Some(token)) => parse(token)
+                .and_then(|parts| readable(home(&parts)))
+                .into_iter()
+                .collect(),
+            ("ostart" | "olist" | "oend", Some(keyref), Some(owner)) => {
+                let index = self.indexes.get(&index_name(owner, &namespace(keyref)));
+                let ids = index.into_iter().flat_map(|index| index.members.keys());
+                let tag = owner_tag(owner);
+                ids.filter_map(|id| readable(v2_key(&tag, id))).collect()
             }
             _ => Vec::new(),
         }
@@ -1706,17 +2274,18 @@ impl Model {
         for handle in handles {
             let session = self.session(handle);
             let who = show(&session.token);
-            match (replies.next().expect("PEXPIRETIME's"), session.expires) {
+            let at = match (replies.next().expect("PEXPIRETIME's"), session.expires) {
                 (Value::Int(at), Some((lo, hi))) if (lo..=hi).contains(&at) => {
-                    session.expires = Some((at, at))
+                    session.expires = Some((at, at));
+                    at
                 }
-                (Value::Int(-1), None) => {}
+                (Value::Int(-1), None) => -1,
                 (other, expires) => {
                     return Err(format!(
                         "session {who}: PEXPIRETIME {other:?}, the model has {expires:?}"
                     ))
                 }
-            }
+            };
             if session.version() == Version::V2 {
                 let Some(Value::BulkString(bytes)) = replies.next() else {
                     return Err(format!("session {who}: its record is not a string"));
@@ -1726,6 +2295,32 @@ impl Model {
                 session.created = (created, created);
                 session.deadline = deadline.map(|d| (d, d));
             }
+            self.pin_entry(handle, at)?;
+        }
+        Ok(())
+    }
+
+    /// Pins a session's index entry to its expiry `at`, now exact: the
+    /// module keeps the two equal (docs/keys.md#owner-index).
+    fn pin_entry(&mut self, handle: &[u8], at: i64) -> Result<(), String> {
+        let session = &self.sessions[handle];
+        let Some((owner, ns)) = &session.owner else {
+            return Ok(());
+        };
+        let id = parse(&session.token).expect("a token").id;
+        let name = index_name(owner, ns);
+        if let Some(score) = self
+            .indexes
+            .get_mut(&name)
+            .and_then(|index| index.members.get_mut(id))
+        {
+            if !(score.0..=score.1).contains(&at) {
+                return Err(format!(
+                    "session {}: expiry {at}, its index entry's score in {score:?}",
+                    show(&session.token)
+                ));
+            }
+            *score = (at, at);
         }
         Ok(())
     }
@@ -1741,7 +2336,8 @@ impl Model {
                 Version::V1 => 1 + usize::from(!s.payloads.is_empty()),
                 Version::V2 => 1,
             })
-            .sum();
+            .sum::<usize>()
+            + self.indexes.len();
         if dbsize != expected_keys as i64 {
             return Err(format!(
                 "DBSIZE is {dbsize}, the model has {expected_keys} keys"
@@ -1772,6 +2368,7 @@ impl Model {
         }
         let replies: Vec<Value> = pipe.query(con).unwrap();
         let mut replies = replies.into_iter();
+        let mut expiries = Vec::new();
         for handle in &self.live {
             let session = self.sessions.get_mut(handle).expect("listed");
             let who = show(&session.token);
@@ -1802,6 +2399,7 @@ impl Model {
             };
             if at != -1 {
                 session.expires = Some((at, at));
+                expiries.push((handle.clone(), at));
             }
             let hash = next();
             let Some(mut fields) = hash_of(&hash) else {
@@ -1860,6 +2458,10 @@ impl Model {
                 ));
             }
         }
+        for (handle, at) in expiries {
+            self.pin_entry(&handle, at)?;
+        }
+        self.check_indexes(con)?;
         let info: String = redis::cmd("INFO").arg("sessiongate").query(con).unwrap();
         for (field, value) in self.counters.fields() {
             let line = format!("sessiongate_{field}:");
@@ -1875,6 +2477,107 @@ impl Model {
         }
         Ok(())
     }
+}
+
+impl Model {
+    /// docs/keys.md#owner-index against the keyspace: exactly the model's
+    /// indexes exist (one with no member does not), each a sorted set of
+    /// exactly its entries, a live session's score its expiry, and the
+    /// key's expiry the latest score it held.
+    fn check_indexes(&mut self, con: &mut Connection) -> Result<(), String> {
+        let mut names: Vec<Vec<u8>> = redis::cmd("KEYS").arg("sg-owner:*").query(con).unwrap();
+        names.sort();
+        let expected: Vec<&Vec<u8>> = self.indexes.keys().collect();
+        if names.iter().ne(expected.iter().copied()) {
+            return Err(format!(
+                "the owner indexes are {:?}, the model has {:?}",
+                names.iter().map(|n| show(n)).collect::<Vec<_>>(),
+                expected.iter().map(|n| show(n)).collect::<Vec<_>>()
+            ));
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.cmd("TYPE").arg(name);
+            pipe.cmd("ZRANGE")
+                .arg(name)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES");
+            pipe.cmd("PEXPIRETIME").arg(name);
+        }
+        let replies: Vec<Value> = pipe.query(con).unwrap();
+        for (name, replies) in names.iter().zip(replies.chunks(3)) {
+            let who = show(name);
+            if replies[0] != Value::SimpleString("zset".into()) {
+                return Err(format!("index {who} is a {:?}", replies[0]));
+            }
+            let Some(entries) = scores_of(&replies[1]) else {
+                return Err(format!("index {who}: ZRANGE replied {:?}", replies[1]));
+            };
+            let tag = name[b"sg-owner:{".len()..]
+                .split(|&b| b == b'}')
+                .next()
+                .unwrap_or_default()
+                .to_vec();
+            let index = self.indexes.get_mut(name).expect("listed");
+            let known: Vec<&Vec<u8>> = index.members.keys().collect();
+            if entries.keys().ne(known.iter().copied()) {
+                return Err(format!(
+                    "index {who} holds {:?}, the model has {:?}",
+                    entries.keys().map(|id| show(id)).collect::<Vec<_>>(),
+                    known.iter().map(|id| show(id)).collect::<Vec<_>>()
+                ));
+            }
+            for (id, score) in entries {
+                let known = index.members.get_mut(&id).expect("compared");
+                // A live session's score is its expiry, which the session
+                // check above pinned.
+                let live = self
+                    .sessions
+                    .get(&v2_key(&tag, &id))
+                    .and_then(|s| s.expires);
+                let exact = live.filter(|(lo, hi)| lo == hi).map(|(at, _)| at);
+                if !(known.0..=known.1).contains(&score) || exact.is_some_and(|at| at != score) {
+                    return Err(format!(
+                        "index {who}: {} scores {score}, the model has {known:?}, its session \
+                         expires at {live:?}",
+                        show(&id)
+                    ));
+                }
+                *known = (score, score);
+            }
+            let (lo, hi) = index.expires;
+            match replies[2] {
+                Value::Int(at) if (lo..=hi).contains(&at) => index.expires = (at, at),
+                ref other => {
+                    return Err(format!(
+                        "index {who}: PEXPIRETIME {other:?}, the model has {:?}",
+                        index.expires
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A ZRANGE … WITHSCORES reply (RESP2) as member → integer score.
+fn scores_of(value: &Value) -> Option<BTreeMap<Vec<u8>, i64>> {
+    let Value::Array(items) = value else {
+        return None;
+    };
+    let mut map = BTreeMap::new();
+    for pair in items.chunks(2) {
+        let [Value::BulkString(member), Value::BulkString(score)] = pair else {
+            return None;
+        };
+        let score: f64 = std::str::from_utf8(score).ok()?.parse().ok()?;
+        map.insert(member.clone(), score as i64);
+    }
+    Some(map)
 }
 
 /// Named values as the module replies them (docs/commands.md#inspect): a
@@ -2024,6 +2727,11 @@ enum Op {
     Repair {
         handle: Handle,
     },
+    /// Plain Redis deletes a session's keys, as `maxmemory` eviction may
+    /// (docs/commands.md#owner-commands): its index entry stays behind.
+    Vanish {
+        handle: Handle,
+    },
     /// `SESSIONGATE.KEYRING RELOAD` of the next generation of the keyring
     /// file, or of a file it must refuse.
     Reload {
@@ -2114,10 +2822,14 @@ impl Model {
             // default-max-lifetime: long enough that no deadline passes in
             // a run; its maximum (2^53 ms, a deadline capped at that) and
             // values out of range, which change nothing.
-            let (name, values): (_, &[i64]) = match rng.random_range(0..4) {
+            let (name, values): (_, &[i64]) = match rng.random_range(0..5) {
                 0 => ("sessiongate.max-payload-name-len", &[200, 200, 200, 16]),
                 1 => ("sessiongate.max-payload-data-len", &[1, 8, 64, 64, 100]),
                 2 => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
+                3 => (
+                    "sessiongate.max-sessions-per-owner",
+                    &[1000, 1000, 0, 2, 3, 5, 1_000_001],
+                ),
                 _ => (
                     "sessiongate.default-max-lifetime",
                     &[
@@ -2175,6 +2887,21 @@ impl Model {
             };
         }
         let live = self.live.len();
+        if rng.random_ratio(1, 200) {
+            // Mostly an owner's session, whose index entry then outlives it.
+            let owned: Vec<&Handle> = self
+                .live
+                .iter()
+                .filter(|h| self.sessions[*h].owner.is_some())
+                .collect();
+            let handle = match owned.choose(rng) {
+                Some(handle) if rng.random_ratio(3, 4) => Some(handle.to_vec()),
+                _ => self.live.choose(rng).cloned(),
+            };
+            if let Some(handle) = handle {
+                return Op::Vanish { handle };
+            }
+        }
         if live < 80 && rng.random_ratio(2, 100) {
             let pairs = rng.random_range(0..4);
             return Op::Inject(Injection {
@@ -2212,6 +2939,9 @@ impl Model {
             8,                                // pmset
             5,                                // inspect
             5,                                // rotate
+            7,                                // ostart
+            3,                                // olist
+            3,                                // oend
         ];
         let mut roll = rng.random_range(0..weights.iter().sum::<usize>());
         let mut which = 0;
@@ -2231,6 +2961,8 @@ impl Model {
             if rng.random_ratio(30, 100) {
                 args.extend(self.options_args(rng, START_OPTIONS));
             }
+        } else if matches!(short(cmd), "ostart" | "olist" | "oend") {
+            args.extend(self.owner_args(rng, cmd));
         } else {
             let target = self.target(rng);
             let session = target.handle.as_ref().and_then(|h| self.sessions.get(h));
@@ -2478,6 +3210,151 @@ impl Model {
         }
     }
 
+    /// An owner: mostly one of a few, sometimes empty or too long, or the
+    /// longest allowed.
+    fn owner(&self, rng: &mut StdRng) -> Vec<u8> {
+        match rng.random_range(0..100) {
+            0..=2 => Vec::new(),
+            3..=4 => vec![*b"o{".choose(rng).unwrap(); 513],
+            5 => vec![*b"o{".choose(rng).unwrap(); 512],
+            _ => self.owners.choose(rng).unwrap().clone(),
+        }
+    }
+
+    /// OSTART's, OLIST's or OEND's arguments after the command's name.
+    fn owner_args(&self, rng: &mut StdRng, cmd: &str) -> Vec<Vec<u8>> {
+        let owner = self.owner(rng);
+        // Mostly the keyref of one of the owner's sessions, so that every
+        // namespace ROTATE moved one into is visited.
+        let owned: Vec<&Session> = self
+            .live
+            .iter()
+            .map(|h| &self.sessions[h])
+            .filter(|s| s.owner.as_ref().is_some_and(|(o, _)| *o == owner))
+            .collect();
+        let usual = match owned.choose(rng) {
+            Some(s) if rng.random_ratio(1, 2) => s.keyref.clone(),
+            _ => self.keyrefs().choose(rng).unwrap().clone(),
+        };
+        let mut args = vec![self.keyref(rng, Some(&usual), None), owner.clone()];
+        match short(cmd) {
+            "ostart" => {
+                args.push(ttl_arg(rng, 4));
+                if rng.random_ratio(60, 100) {
+                    args.extend(self.options_args(rng, OSTART_OPTIONS));
+                }
+            }
+            "oend" => {
+                let words = self.oend_words(rng, &args[0], &owner, &owned);
+                args.extend(words);
+            }
+            _ => {}
+        }
+        args
+    }
+
+    /// What follows OEND's owner: nothing, EXCEPT and a token, ID and ids,
+    /// or now and then a shape that is the arity error.
+    fn oend_words(
+        &self,
+        rng: &mut StdRng,
+        keyref: &[u8],
+        owner: &[u8],
+        owned: &[&Session],
+    ) -> Vec<Vec<u8>> {
+        match rng.random_range(0..100) {
+            0..=34 => Vec::new(),
+            35..=64 => {
+                // Mostly the owner's own session's; or, in the owner's
+                // slot, an ended session's, one re-signed with the keyref's
+                // secret (step 9), one not this owner's in this namespace;
+                // or any token at all.
+                let tag = owner_tag(owner);
+                let in_slot = |t: &Vec<u8>| parse(t).is_some_and(|p| p.tag == tag);
+                let same_slot: Vec<&Vec<u8>> = self
+                    .live
+                    .iter()
+                    .map(|h| &self.sessions[h].token)
+                    .filter(|t| in_slot(t))
+                    .collect();
+                let ended: Vec<&Vec<u8>> = self
+                    .ended
+                    .iter()
+                    .map(|(_, t)| t)
+                    .filter(|t| in_slot(t))
+                    .collect();
+                let own = owned.choose(rng);
+                let token = match rng.random_range(0..10) {
+                    0..=4 if own.is_some() => own.unwrap().token.clone(),
+                    5 if !ended.is_empty() => ended.choose(rng).unwrap().to_vec(),
+                    6 if own.is_some() => {
+                        let id = parse(&own.unwrap().token).expect("a token").id.to_vec();
+                        mint(Version::V2, &self.signing_secret(keyref), &tag, &id)
+                    }
+                    7 if !same_slot.is_empty() => same_slot.choose(rng).unwrap().to_vec(),
+                    _ => self.target(rng).token,
+                };
+                vec![spell(rng, "except"), token]
+            }
+            65..=95 => {
+                let mut words = vec![spell(rng, "id")];
+                for _ in 0..rng.random_range(1..=3) {
+                    words.push(self.oend_id(rng, owner));
+                }
+                words
+            }
+            _ => {
+                let shapes: [&[&str]; 4] = [&["except"], &["except", "a", "b"], &["id"], &["all"]];
+                shapes
+                    .choose(rng)
+                    .unwrap()
+                    .iter()
+                    .map(|w| spell(rng, w))
+                    .collect()
+            }
+        }
+    }
+
+    /// An OEND ID: mostly one of the owner's index entries (in any
+    /// namespace), or any session's id, a random one, an ended one, or one
+    /// that is not 16 of `[A-Za-z0-9]`.
+    fn oend_id(&self, rng: &mut StdRng, owner: &[u8]) -> Vec<u8> {
+        let entries: Vec<&Vec<u8>> = self
+            .indexes
+            .iter()
+            .filter(|(name, _)| name.ends_with(&[b":", owner].concat()))
+            .flat_map(|(_, index)| index.members.keys())
+            .collect();
+        let id_of = |token: &[u8]| parse(token).map(|p| p.id.to_vec());
+        let id = match rng.random_range(0..10) {
+            0..=4 => entries.choose(rng).map(|id| id.to_vec()),
+            5 => self
+                .live
+                .choose(rng)
+                .and_then(|h| id_of(&self.sessions[h].token)),
+            6..=7 => self
+                .ended
+                .iter()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .choose(rng)
+                .and_then(|(_, t)| id_of(t)),
+            8 => {
+                let bad: [&[u8]; 5] = [
+                    b"",
+                    b"AbCdEfGh0123456",
+                    b"AbCdEfGh012345678",
+                    b"AbCdEfGh0123456-",
+                    b"AbCdEfGh{123456}",
+                ];
+                Some(bad.choose(rng).unwrap().to_vec())
+            }
+            _ => None,
+        };
+        id.unwrap_or_else(|| random_id(rng))
+    }
+
     /// Options of `allowed` (docs/commands.md#options), in any order and
     /// case: mostly good values, sometimes a bad one, and now and then a
     /// shape that is the arity error (an unknown word, a missing value, an
@@ -2496,6 +3373,10 @@ impl Model {
         for keyword in chosen {
             words.push(spell(rng, keyword.name()));
             words.push(option_value(rng, keyword));
+            if keyword == Keyword::Limit && rng.random_ratio(2, 3) {
+                let policy = *["evict", "reject"].choose(rng).unwrap();
+                words.push(spell(rng, policy));
+            }
         }
         match rng.random_range(0..100) {
             0..=2 => {
@@ -2709,7 +3590,23 @@ fn option_value(rng: &mut StdRng, keyword: Keyword) -> Vec<u8> {
             _ => Vec::new(),
         },
         Keyword::Ttl => ttl_arg(rng, 10),
-        Keyword::Limit => unreachable!("not yet generated"),
+        // Mostly small, so that owners reach it.
+        Keyword::Limit => match roll {
+            0..=79 => rng.random_range(1..=4).to_string().into_bytes(),
+            80..=84 => rng.random_range(5..=10).to_string().into_bytes(),
+            _ => [
+                &b"0"[..],
+                b"-1",
+                b"",
+                b"x",
+                b"1.5",
+                b"+2",
+                b"99999999999999999999",
+            ]
+            .choose(rng)
+            .unwrap()
+            .to_vec(),
+        },
     }
 }
 
@@ -2845,6 +3742,7 @@ fn describe(op: &Op) -> String {
             format!("(plain Redis) {harm:?} to the record of {}", show(handle))
         }
         Op::Repair { handle } => format!("(plain Redis) record of {} put back", show(handle)),
+        Op::Vanish { handle } => format!("(plain Redis) DEL of the session {}", show(handle)),
         Op::Reload { good: true } => "SESSIONGATE.KEYRING RELOAD of the next generation".into(),
         Op::Reload { good: false } => "SESSIONGATE.KEYRING RELOAD of a bad file".into(),
     }
@@ -3101,6 +3999,24 @@ fn repair(con: &mut Connection, model: &mut Model, handle: Handle) -> Result<(),
     Ok(())
 }
 
+/// Deletes a session's keys with plain Redis; an owner's index keeps its
+/// entry, which owner commands then skip or prune.
+fn vanish(con: &mut Connection, model: &mut Model, handle: Handle) -> Result<(), String> {
+    let session = model.remove(&handle);
+    let mut del = vec![b"DEL".to_vec()];
+    del.extend(keys_of(&session.token));
+    let keys = match session.version() {
+        Version::V1 => 1 + i64::from(!session.payloads.is_empty()),
+        Version::V2 => 1,
+    };
+    expect(&call(con, &del), &Ok(Value::Int(keys)))?;
+    model.v2_context = session.version() == Version::V2;
+    let owned = session.owner.is_some();
+    model.tally("vanish", if owned { "owned" } else { "not owned" });
+    model.forget(session.keyref, session.token);
+    Ok(())
+}
+
 /// Rotates ring `app` (`keyring_at`) with a RELOAD of the next generation's
 /// file; or RELOADs a file that breaks a rule, which must be refused with
 /// its line and leave the keyring as it was (docs/keyrings.md#reload).
@@ -3221,6 +4137,7 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
             Op::Inject(injection) => inject(&mut resp2, &mut model, injection),
             Op::Damage { handle, harm } => damage(&mut resp2, &mut model, handle, harm),
             Op::Repair { handle } => repair(&mut resp2, &mut model, handle),
+            Op::Vanish { handle } => vanish(&mut resp2, &mut model, handle),
             Op::Reload { good } => reload(&mut resp2, &mut model, &keyring_file, good),
             Op::Config { name, value } => {
                 let got = call(&mut resp2, &["CONFIG", "SET", name, &value.to_string()]);
@@ -3228,6 +4145,7 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
                 let range = match name {
                     "sessiongate.token-version" => 1..=2,
                     "sessiongate.default-max-lifetime" => 0..=9_007_199_254_740,
+                    "sessiongate.max-sessions-per-owner" => 0..=1_000_000,
                     _ => 0..=i64::MAX,
                 };
                 if !range.contains(&value) {
@@ -3253,6 +4171,7 @@ fn the_module_replies_as_the_model_predicts_to_random_command_sequences() {
                     "sessiongate.max-payload-name-len" => model.name_limit = count,
                     "sessiongate.max-payload-data-len" => model.data_limit = count,
                     "sessiongate.default-max-lifetime" => model.default_max_lifetime = value,
+                    "sessiongate.max-sessions-per-owner" => model.max_sessions = count,
                     _ => model.max_payloads = count,
                 }
                 expect(&got, &Ok(Value::Okay))
