@@ -1,14 +1,15 @@
 //! A randomized model test. `Model` is an in-memory reference of the
 //! contract, written from the docs (docs/errors.md, docs/tokens.md,
-//! docs/keys.md, docs/keyrings.md, docs/events-and-info.md) and the README
+//! docs/keys.md, docs/keyrings.md, docs/events-and-info.md,
+//! docs/commands.md#session-lifecycle) and the README
 //! (the extra commands TTL, PGETALL, PMGET and PMSET, the configurations
 //! and the INFO counters), with no help from the module's code. A seeded
 //! driver sends long random command sequences to a real redis-server with
 //! the module, and every reply must be the one the model predicts: same
 //! type, same bytes, same error text. Every few hundred operations the
 //! keyspace itself (DBSIZE, each session's keys, their values and
-//! PEXPIRETIME, a v2 session's record) and the INFO counters are compared
-//! too.
+//! PEXPIRETIME, a v2 session's record, each owner's index) and the INFO
+//! counters are compared too.
 //!
 //! Both token versions live side by side: the driver flips
 //! `sessiongate.token-version` now and then, so v1 and v2 sessions coexist
@@ -20,13 +21,27 @@
 //! record (then puts it back), so that the unreadable-record error is met
 //! and shown to change nothing.
 //!
+//! The session lifecycle (SPEC Part 6) runs among the older commands:
+//! START with MAXLIFE and LABEL, deadlines clamping every expiry,
+//! `default-max-lifetime` flipping; ROTATE of v1 and v2 sessions; OSTART,
+//! OLIST and OEND over a few owners (braces included), with LIMIT, EVICT,
+//! REJECT and `max-sessions-per-owner`, each owner's index kept in the
+//! model and compared with the keyspace; INSPECT. Plain Redis also deletes
+//! sessions outright, as `maxmemory` eviction would, leaving index entries
+//! behind.
+//!
 //! `SESSIONGATE_MODEL_SEED` replays a seed (a failure prints it), and
 //! `SESSIONGATE_MODEL_OPS` sets how many operations to run.
 //!
-//! Time is never slept on: sessions meant to live get 1000 s or more, ttl 0
-//! ends them at once, and each command's clock reading is bracketed by the
-//! client's own readings before and after it (`t0 ≤ now ≤ t1`), so expiries
-//! are intervals that PEXPIRETIME later pins down.
+//! Time is hardly slept on: sessions meant to live get 1000 s or more (and
+//! deadlines as much), ttl 0 ends them at once, and each command's clock
+//! reading is bracketed by the client's own readings before and after it
+//! (`t0 ≤ now ≤ t1`), so expiries, `created` and deadlines are intervals
+//! that PEXPIRETIME and the record later pin down. A command that shows
+//! them (INSPECT, OLIST) or orders by them (LIMIT's eviction) is preceded
+//! by that pinning. The one session meant to expire, every 5,000
+//! operations, is an owner's with a ttl of 1 s, left alone for 3,000
+//! operations (`doom`, `resolve`), which usually outlast the second.
 
 mod common;
 
@@ -2860,17 +2875,17 @@ struct Target {
 impl Model {
     fn generate(&self, rng: &mut StdRng) -> Op {
         let roll = rng.random_range(0..1000);
-        if roll < 10 {
+        if roll < 14 {
             // default-max-lifetime: long enough that no deadline passes in
             // a run; its maximum (2^53 ms, a deadline capped at that) and
             // values out of range, which change nothing.
-            let (name, values): (_, &[i64]) = match rng.random_range(0..5) {
+            let (name, values): (_, &[i64]) = match rng.random_range(0..7) {
                 0 => ("sessiongate.max-payload-name-len", &[200, 200, 200, 16]),
                 1 => ("sessiongate.max-payload-data-len", &[1, 8, 64, 64, 100]),
                 2 => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
-                3 => (
+                3 | 4 => (
                     "sessiongate.max-sessions-per-owner",
-                    &[1000, 1000, 0, 2, 3, 5, 1_000_001],
+                    &[1000, 1000, 0, 2, 3, 5, 1_000_001, -1],
                 ),
                 _ => (
                     "sessiongate.default-max-lifetime",
@@ -2883,13 +2898,14 @@ impl Model {
                         9_007_199_254_740,
                         9_007_199_254_741,
                         -1,
+                        i64::MAX,
                     ],
                 ),
             };
             let value = *values.choose(rng).unwrap();
             return Op::Config { name, value };
         }
-        if roll < 22 {
+        if roll < 26 {
             // Mostly a flip, so v1 and v2 sessions pile up side by side;
             // now and then a value out of range, which changes nothing.
             let value = *[1, 2, 1, 2, 1, 2, 1, 2, 0, 3].choose(rng).unwrap();
@@ -2901,7 +2917,7 @@ impl Model {
             .iter()
             .filter(|h| self.sessions[*h].damage.is_some())
             .collect();
-        if roll < 28 && damaged.len() < DAMAGED_MAX {
+        if roll < 32 && damaged.len() < DAMAGED_MAX {
             let intact: Vec<&Handle> = self
                 .live
                 .iter()
@@ -2910,7 +2926,17 @@ impl Model {
                     s.damage.is_none() && s.version() == Version::V2
                 })
                 .collect();
-            if let Some(handle) = intact.choose(rng) {
+            // Mostly an owner's, which owner commands then skip and prune.
+            let owned: Vec<&Handle> = intact
+                .iter()
+                .copied()
+                .filter(|h| self.sessions[*h].owner.is_some())
+                .collect();
+            let handle = match owned.choose(rng) {
+                Some(handle) if rng.random_ratio(2, 3) => Some(handle),
+                _ => intact.choose(rng),
+            };
+            if let Some(handle) = handle {
                 let has_payloads = !self.sessions[*handle].payloads.is_empty();
                 return Op::Damage {
                     handle: handle.to_vec(),
@@ -2918,12 +2944,12 @@ impl Model {
                 };
             }
         }
-        if roll < 40 && !damaged.is_empty() {
+        if roll < 44 && !damaged.is_empty() {
             return Op::Repair {
                 handle: damaged.choose(rng).unwrap().to_vec(),
             };
         }
-        if (40..43).contains(&roll) {
+        if (44..47).contains(&roll) {
             return Op::Reload {
                 good: rng.random_ratio(4, 5),
             };
@@ -2982,8 +3008,8 @@ impl Model {
             5,                                // inspect
             5,                                // rotate
             7,                                // ostart
-            3,                                // olist
-            3,                                // oend
+            4,                                // olist
+            4,                                // oend
         ];
         let mut roll = rng.random_range(0..weights.iter().sum::<usize>());
         let mut which = 0;
@@ -3018,8 +3044,20 @@ impl Model {
                 }
                 "pget" | "pdel" => args.push(self.name(rng, session)),
                 "rotate" => {
-                    if rng.random_ratio(1, 2) {
+                    if rng.random_ratio(3, 5) {
                         args.extend(self.options_args(rng, ROTATE_OPTIONS));
+                    }
+                    // An owner's session rotated under another name of its
+                    // secret (`@app` and its secret as a raw key): its
+                    // index entry moves to that namespace.
+                    if let Some(s) = session.filter(|s| s.owner.is_some()) {
+                        if rng.random_ratio(1, 2) {
+                            if s.keyref.starts_with(b"@") {
+                                args[1] = s.secret.clone();
+                            } else if is_ring_secret(&s.keyref) {
+                                args[1] = b"@app".to_vec();
+                            }
+                        }
                     }
                     // KNOWN BUG (src/store/rotate.rs): ROTATE without TTL of
                     // a v1 session that has no expiry, while
@@ -3256,15 +3294,20 @@ impl Model {
     /// longest allowed.
     fn owner(&self, rng: &mut StdRng) -> Vec<u8> {
         match rng.random_range(0..100) {
-            0..=2 => Vec::new(),
-            3..=4 => vec![*b"o{".choose(rng).unwrap(); 513],
-            5 => vec![*b"o{".choose(rng).unwrap(); 512],
+            0..=3 => Vec::new(),
+            4..=7 => vec![*b"o{".choose(rng).unwrap(); 513],
+            8 => vec![*b"o{".choose(rng).unwrap(); 512],
             _ => self.owners.choose(rng).unwrap().clone(),
         }
     }
 
     /// OSTART's, OLIST's or OEND's arguments after the command's name.
     fn owner_args(&self, rng: &mut StdRng, cmd: &str) -> Vec<Vec<u8>> {
+        if short(cmd) == "oend" && rng.random_ratio(2, 5) {
+            if let Some((keyref, owner, token)) = self.except_scenario(rng) {
+                return vec![keyref, owner, spell(rng, "except"), token];
+            }
+        }
         let owner = self.owner(rng);
         // Mostly the keyref of one of the owner's sessions, so that every
         // namespace ROTATE moved one into is visited.
@@ -3275,7 +3318,7 @@ impl Model {
             .filter(|s| s.owner.as_ref().is_some_and(|(o, _)| *o == owner))
             .collect();
         let usual = match owned.choose(rng) {
-            Some(s) if rng.random_ratio(1, 2) => s.keyref.clone(),
+            Some(s) if rng.random_ratio(3, 4) => s.keyref.clone(),
             _ => self.keyrefs().choose(rng).unwrap().clone(),
         };
         let mut args = vec![self.keyref(rng, Some(&usual), None), owner.clone()];
@@ -3295,6 +3338,99 @@ impl Model {
         args
     }
 
+    /// OEND EXCEPT cases that random choices seldom line up, each with a
+    /// keyref and an owner that carry its token as far as it goes: the
+    /// owner's own session (all but it end); an empty or malformed token
+    /// (steps 4, 5); a session with a spoiled record; a session of another
+    /// owner of the same slot, or of the same owner in another namespace
+    /// (the same secret under another name); a token re-signed with another
+    /// key and sent with it (step 9); an ended session's token (step 8).
+    fn except_scenario(&self, rng: &mut StdRng) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        // Owners of the generator's pool only: not an expiry episode's.
+        let owned: Vec<&Session> = self
+            .live
+            .iter()
+            .map(|h| &self.sessions[h])
+            .filter(|s| {
+                s.owner
+                    .as_ref()
+                    .is_some_and(|(o, _)| self.owners.contains(o))
+            })
+            .collect();
+        let owner_of = |s: &Session| s.owner.as_ref().expect("owned").0.clone();
+        match rng.random_range(0..8) {
+            4 => {
+                let s = owned.choose(rng)?;
+                Some((s.keyref.clone(), owner_of(s), s.token.clone()))
+            }
+            5 => {
+                let s = owned.choose(rng)?;
+                let token = match rng.random_ratio(1, 3) {
+                    true => Vec::new(),
+                    false => malformed(rng, &s.token),
+                };
+                Some((s.keyref.clone(), owner_of(s), token))
+            }
+            0 => {
+                let spoiled: Vec<&&Session> = owned.iter().filter(|s| s.damage.is_some()).collect();
+                let s = spoiled.choose(rng)?;
+                Some((s.keyref.clone(), owner_of(s), s.token.clone()))
+            }
+            1 | 7 => {
+                let s = owned.choose(rng)?;
+                let owner = owner_of(s);
+                let tag = owner_tag(&owner);
+                let others: Vec<&Vec<u8>> = self
+                    .owners
+                    .iter()
+                    .filter(|o| **o != owner && owner_tag(o) == tag)
+                    .collect();
+                match others.choose(rng) {
+                    Some(other) if rng.random_ratio(1, 2) => {
+                        Some((s.keyref.clone(), other.to_vec(), s.token.clone()))
+                    }
+                    _ if s.keyref.starts_with(b"@") => {
+                        Some((s.secret.clone(), owner, s.token.clone()))
+                    }
+                    _ if is_ring_secret(&s.keyref) => {
+                        Some((b"@app".to_vec(), owner, s.token.clone()))
+                    }
+                    _ => None,
+                }
+            }
+            2 => {
+                let s = owned
+                    .iter()
+                    .filter(|s| s.damage.is_none())
+                    .collect::<Vec<_>>();
+                let s = s.choose(rng)?;
+                let others: Vec<&&[u8]> = SIGN_KEYS.iter().filter(|k| **k != s.secret).collect();
+                let key = others.choose(rng)?.to_vec();
+                let parts = parse(&s.token).expect("a token");
+                let token = mint(Version::V2, &key, parts.tag, parts.id);
+                Some((key, owner_of(s), token))
+            }
+            _ => {
+                let ended: Vec<(&Vec<u8>, &Vec<u8>, Vec<&Vec<u8>>)> = self
+                    .ended
+                    .iter()
+                    .filter_map(|(keyref, token)| {
+                        let tag = parse(token)
+                            .filter(|p| p.version == Version::V2)?
+                            .tag
+                            .to_vec();
+                        let owners: Vec<&Vec<u8>> =
+                            self.owners.iter().filter(|o| owner_tag(o) == tag).collect();
+                        (!owners.is_empty()).then_some((keyref, token, owners))
+                    })
+                    .collect();
+                let (keyref, token, owners) = ended.choose(rng)?;
+                let owner = owners.choose(rng)?;
+                Some((keyref.to_vec(), owner.to_vec(), token.to_vec()))
+            }
+        }
+    }
+
     /// What follows OEND's owner: nothing, EXCEPT and a token, ID and ids,
     /// or now and then a shape that is the arity error.
     fn oend_words(
@@ -3311,29 +3447,50 @@ impl Model {
                 // slot, an ended session's, one re-signed with the keyref's
                 // secret (step 9), one not this owner's in this namespace;
                 // or any token at all.
+                // Those past step 7: in the owner's slot, and signed by a
+                // secret of the keyref.
                 let tag = owner_tag(owner);
-                let in_slot = |t: &Vec<u8>| parse(t).is_some_and(|p| p.tag == tag);
+                let secrets = self.secrets_of(keyref).unwrap_or_default();
+                let verified = |t: &Vec<u8>| {
+                    parse(t).is_some_and(|p| p.tag == tag && secrets.iter().any(|s| signs(s, &p)))
+                };
+                let mine = (owner.to_vec(), namespace(keyref));
                 let same_slot: Vec<&Vec<u8>> = self
                     .live
                     .iter()
-                    .map(|h| &self.sessions[h].token)
-                    .filter(|t| in_slot(t))
+                    .map(|h| &self.sessions[h])
+                    .filter(|s| s.owner.as_ref() != Some(&mine))
+                    .map(|s| &s.token)
+                    .filter(|t| verified(t))
                     .collect();
                 let ended: Vec<&Vec<u8>> = self
                     .ended
                     .iter()
                     .map(|(_, t)| t)
-                    .filter(|t| in_slot(t))
+                    .filter(|t| verified(t))
+                    .collect();
+                let spoiled: Vec<&&Session> = owned
+                    .iter()
+                    .filter(|s| s.damage.is_some() && verified(&s.token))
                     .collect();
                 let own = owned.choose(rng);
-                let token = match rng.random_range(0..10) {
-                    0..=4 if own.is_some() => own.unwrap().token.clone(),
-                    5 if !ended.is_empty() => ended.choose(rng).unwrap().to_vec(),
-                    6 if own.is_some() => {
+                let token = match rng.random_range(0..12) {
+                    0..=3 if own.is_some() => own.unwrap().token.clone(),
+                    4 if !ended.is_empty() => ended.choose(rng).unwrap().to_vec(),
+                    5 if own.is_some() => {
                         let id = parse(&own.unwrap().token).expect("a token").id.to_vec();
                         mint(Version::V2, &self.signing_secret(keyref), &tag, &id)
                     }
-                    7 if !same_slot.is_empty() => same_slot.choose(rng).unwrap().to_vec(),
+                    6 | 7 if !same_slot.is_empty() => same_slot.choose(rng).unwrap().to_vec(),
+                    8 if own.is_some() => {
+                        let token = &own.unwrap().token;
+                        if rng.random_ratio(1, 3) {
+                            Vec::new()
+                        } else {
+                            malformed(rng, token)
+                        }
+                    }
+                    9 if !spoiled.is_empty() => spoiled.choose(rng).unwrap().token.clone(),
                     _ => self.target(rng).token,
                 };
                 vec![spell(rng, "except"), token]
@@ -3415,8 +3572,8 @@ impl Model {
         for keyword in chosen {
             words.push(spell(rng, keyword.name()));
             words.push(option_value(rng, keyword));
-            if keyword == Keyword::Limit && rng.random_ratio(2, 3) {
-                let policy = *["evict", "reject"].choose(rng).unwrap();
+            if keyword == Keyword::Limit && rng.random_ratio(3, 4) {
+                let policy = *["evict", "reject", "reject"].choose(rng).unwrap();
                 words.push(spell(rng, policy));
             }
         }
@@ -3591,18 +3748,18 @@ fn option_value(rng: &mut StdRng, keyword: Keyword) -> Vec<u8> {
         Keyword::Maxlife => {
             let t = now_ms();
             let value = match roll {
-                0..=79 => rng.random_range(LIVE_TTL_MIN..=100_000_000).to_string(),
-                80..=84 => ["0", "-1", "", "abc", "1.5", "+60", "01000", " 60"]
+                0..=75 => rng.random_range(LIVE_TTL_MIN..=100_000_000).to_string(),
+                76..=80 => ["0", "-1", "", "abc", "1.5", "+60", "01000", " 60"]
                     .choose(rng)
                     .unwrap()
                     .to_string(),
-                85..=87 => i64::MAX.to_string(),
-                88 => (i64::MAX / 1000 + 1).to_string(),
+                81..=82 => i64::MAX.to_string(),
+                83 => (i64::MAX / 1000 + 1).to_string(),
                 // Just past 2^53 ms, and just short of it.
-                89..=92 => {
+                84..=93 => {
                     ((V2_MAX_EXPIRY_MS - t) / 1000 + 1 + rng.random_range(0..=1000)).to_string()
                 }
-                93..=95 => ((V2_MAX_EXPIRY_MS - t - 600_000) / 1000 - rng.random_range(0..=1000))
+                94..=96 => ((V2_MAX_EXPIRY_MS - t - 600_000) / 1000 - rng.random_range(0..=1000))
                     .to_string(),
                 _ => rng
                     .random_range(1_000_000_000..=1_000_000_000_000_i64)
@@ -3612,11 +3769,11 @@ fn option_value(rng: &mut StdRng, keyword: Keyword) -> Vec<u8> {
         }
         // Binary-safe, some spelling a keyword (a value is taken as it is).
         Keyword::Label => match roll {
-            0..=59 => {
+            0..=53 => {
                 let len = rng.random_range(1..=20);
                 random_bytes(rng, len)
             }
-            60..=79 => [
+            54..=73 => [
                 &b"phone"[..],
                 b"Firefox on Linux",
                 b"LIMIT",
@@ -3627,14 +3784,20 @@ fn option_value(rng: &mut StdRng, keyword: Keyword) -> Vec<u8> {
             .choose(rng)
             .unwrap()
             .to_vec(),
-            80..=85 => vec![*b"l\0".choose(rng).unwrap(); 512],
-            86..=91 => vec![*b"l\0".choose(rng).unwrap(); 513],
+            74..=80 => vec![*b"l\0".choose(rng).unwrap(); 512],
+            81..=90 => vec![*b"l\0".choose(rng).unwrap(); 513],
             _ => Vec::new(),
         },
+        // Just past 2^53 ms more often than ttl_arg has it: any TTL is
+        // checked as a v2 session's.
+        Keyword::Ttl if roll < 10 => {
+            let past = (V2_MAX_EXPIRY_MS - now_ms()) / 1000 + 1 + rng.random_range(0..=1000);
+            past.to_string().into_bytes()
+        }
         Keyword::Ttl => ttl_arg(rng, 10),
         // Mostly small, so that owners reach it.
         Keyword::Limit => match roll {
-            0..=79 => rng.random_range(1..=4).to_string().into_bytes(),
+            0..=79 => rng.random_range(1..=3).to_string().into_bytes(),
             80..=84 => rng.random_range(5..=10).to_string().into_bytes(),
             _ => [
                 &b"0"[..],
@@ -3824,7 +3987,9 @@ fn required_coverage() -> Vec<String> {
         "v2 expire ttl 0".into(),
         "v2 expire BadTtl".into(),
     ];
-    for cmd in COMMANDS {
+    // Every command that takes a token, the lifecycle's ROTATE and INSPECT
+    // included.
+    for cmd in COMMANDS.iter().chain(&LIFECYCLE_COMMANDS[..2]) {
         let cmd = short(cmd);
         required.push(format!("{cmd} ok"));
         required.push(format!("{cmd} Arity"));
@@ -3878,6 +4043,87 @@ fn required_coverage() -> Vec<String> {
     required.push("keyring reload refused".into());
     required.push("start with a ring".into());
     required.push("v2 start with a ring".into());
+    required.extend(lifecycle_coverage());
+    required
+}
+
+/// The session lifecycle's outcomes (SPEC Part 6) every default-length run
+/// must reach, besides ROTATE's and INSPECT's token checks above.
+fn lifecycle_coverage() -> Vec<String> {
+    let required = vec![
+        // 6.1
+        "start with options",
+        "v2 start with options",
+        "start BadMaxlife",
+        "start clamped by the deadline",
+        "start with the default deadline",
+        "expire clamped by the deadline",
+        "config default-max-lifetime refused",
+        // 6.2
+        "rotate BadTtl",
+        "v2 rotate BadTtl",
+        "rotate ttl past 2^53",
+        "rotate ttl 0",
+        "v2 rotate ttl 0",
+        "rotate v1 to v2",
+        "rotate with another keyref",
+        "rotate clamped by the deadline",
+        "rotate owned",
+        "rotate owned, into another namespace",
+        // 6.3
+        "expire ok, owned",
+        "config max-sessions-per-owner refused",
+        "vanish owned",
+        "vanish not owned",
+        "episode expired, its index kept",
+        "episode expired with its index",
+        "ostart ok",
+        "ostart ttl 0",
+        "ostart BadTtl",
+        "ostart ttl past 2^53",
+        "ostart BadMaxlife",
+        "ostart maxlife past 2^53",
+        "ostart EmptyLabel",
+        "ostart LongLabel",
+        "ostart BadLimit",
+        "ostart UnknownRing",
+        "ostart clamped by the deadline",
+        "ostart evicted",
+        "ostart refused by LIMIT REJECT",
+        "ostart refused by max-sessions-per-owner",
+        "ostart pruned a session gone by other means",
+        "ostart pruned a spoiled record",
+        "ostart pruned an expired entry",
+        "olist ok, none",
+        "olist ok, one",
+        "olist ok, several",
+        "olist skipped a session gone by other means",
+        "olist skipped an expired entry",
+        "oend ok, all",
+        "oend ok, all but one",
+        "oend ok, by id",
+        "oend ok, none ended",
+        "oend BadId",
+        "oend NotTheOwners",
+        "oend except a token of another slot",
+        "oend except a session of another owner",
+        "oend EmptyToken",
+        "oend BadFormat",
+        "oend Forged",
+        "oend Missing",
+        "oend Unreadable",
+        "oend Stale",
+        "oend pruned a session gone by other means",
+        // 6.4
+        "inspect ok, stale",
+        "inspect ok, with a deadline or label",
+    ];
+    let mut required: Vec<String> = required.into_iter().map(String::from).collect();
+    for cmd in ["ostart", "olist", "oend"] {
+        for outcome in ["ok", "Arity", "EmptyOwner", "LongOwner"] {
+            required.push(format!("{cmd} {outcome}"));
+        }
+    }
     required
 }
 
@@ -4106,6 +4352,7 @@ fn resolve(
     let doomed = model.doomed.take().expect("an episode under way");
     let session = model.sessions.remove(&doomed.handle).expect("doomed");
     let (_, hi) = session.expires.expect("a ttl of 1 s");
+    model.v2_context = false;
     let wait = hi + 5 - now_ms();
     if wait > 0 {
         model.tally("episode", "waited");
