@@ -3411,22 +3411,20 @@ impl Model {
                 Some((key, owner_of(s), token))
             }
             _ => {
-                let ended: Vec<(&Vec<u8>, &Vec<u8>, Vec<&Vec<u8>>)> = self
+                // The pool's owners whose slot is the token's.
+                let owners_of = |token: &[u8]| -> Vec<&Vec<u8>> {
+                    let tag = parse(token).filter(|p| p.version == Version::V2);
+                    let tag = tag.map_or(Vec::new(), |p| p.tag.to_vec());
+                    self.owners.iter().filter(|o| owner_tag(o) == tag).collect()
+                };
+                let ended: Vec<&(Vec<u8>, Vec<u8>)> = self
                     .ended
                     .iter()
-                    .filter_map(|(keyref, token)| {
-                        let tag = parse(token)
-                            .filter(|p| p.version == Version::V2)?
-                            .tag
-                            .to_vec();
-                        let owners: Vec<&Vec<u8>> =
-                            self.owners.iter().filter(|o| owner_tag(o) == tag).collect();
-                        (!owners.is_empty()).then_some((keyref, token, owners))
-                    })
+                    .filter(|(_, token)| !owners_of(token).is_empty())
                     .collect();
-                let (keyref, token, owners) = ended.choose(rng)?;
-                let owner = owners.choose(rng)?;
-                Some((keyref.to_vec(), owner.to_vec(), token.to_vec()))
+                let (keyref, token) = ended.choose(rng)?;
+                let owner = owners_of(token).choose(rng)?.to_vec();
+                Some((keyref.clone(), owner, token.clone()))
             }
         }
     }
@@ -4302,7 +4300,7 @@ fn doom(
 ) -> Result<(), String> {
     let owner = format!("ephemeral:{episode}").into_bytes();
     let keyref = model.keyrefs().choose(rng).unwrap().clone();
-    let companion = episode % 2 == 0;
+    let companion = episode.is_multiple_of(2);
     let ostart = |ttl: &str| {
         let args = [b"SESSIONGATE.OSTART", &keyref[..], &owner, ttl.as_bytes()];
         args.map(<[u8]>::to_vec).to_vec()
