@@ -2284,6 +2284,126 @@ fn an_owners_sessions_and_index_sit_in_the_owners_slot_by_hash_tag_rules() {
     assert_eq!(owner_tag(b"a{b}c"), owner_tag(b"b"));
     assert_ne!(index_key(&ns, b"a{b}c"), index_key(&ns, b"b"));
     assert_eq!(olist_ids(&mut con, KEY.as_bytes(), b"b").len(), 1);
+
+    // ROTATE in cluster mode keeps the session in its slot: a v1 session's
+    // keys are named with the whole token as hash tag (SPEC 4), and the v2
+    // session it becomes takes that slot's canonical tag.
+    let v1 = start(&mut con, KEY, 300);
+    ok(&mut con, &["SESSIONGATE.PSET", KEY, &v1, "n", "v"]);
+    let v1_payloads = format!("sg-session:{{{v1}}}:payloads");
+    assert!(exists(&mut con, &v1_payloads));
+    let slot = keyslot(&mut con, v1.as_bytes());
+    assert_eq!(keyslot(&mut con, v1_payloads.as_bytes()), slot);
+    let r = tok(&mut con, &["SESSIONGATE.ROTATE", KEY, &v1]);
+    assert_eq!(V2::of(&r).tag, canonical_tag(slot));
+    assert_eq!(keyslot(&mut con, key_of(&r).as_bytes()), slot);
+    assert_eq!(
+        pgetall(&mut con, KEY, &r),
+        vec![(b"n".to_vec(), b"v".to_vec())]
+    );
+    assert!(!exists(&mut con, &v1_payloads));
+    assert!(!exists(&mut con, format!("sg-session:{{{v1}}}:signature")));
+    let owned = tok(&mut con, &["SESSIONGATE.OSTART", KEY, "a{b}c", "300"]);
+    let rotated = tok(&mut con, &["SESSIONGATE.ROTATE", KEY, &owned]);
+    assert_eq!(V2::of(&rotated).tag, owner_tag(b"b"));
+    assert_eq!(olist_set(&mut con, KEY, "a{b}c").len(), 2);
+    assert!(olist_set(&mut con, KEY, "a{b}c").contains(&id_of_v2(&rotated)));
+    assert!(!olist_set(&mut con, KEY, "a{b}c").contains(&id_of_v2(&owned)));
+    // An EXCEPT token of another slot is refused, not looked up.
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.OEND", KEY, "a{b}c", "EXCEPT", &r]),
+        NOT_THE_OWNERS
+    );
+}
+
+/// WATCH `key` on `watcher`, run `during`, then whether a MULTI/EXEC still
+/// runs (nothing signalled the key).
+fn watch_survives(watcher: &mut Connection, key: &[u8], during: impl FnOnce()) -> bool {
+    let _: () = redis::cmd("WATCH").arg(key).query(watcher).unwrap();
+    during();
+    let _: () = redis::cmd("MULTI").query(watcher).unwrap();
+    let _: () = redis::cmd("PING").query(watcher).unwrap();
+    let exec: Value = redis::cmd("EXEC").query(watcher).unwrap();
+    exec != Value::Nil
+}
+
+fn dirty(con: &mut Connection) -> i64 {
+    info_field(con, "persistence", "rdb_changes_since_last_save")
+        .and_then(|v| v.parse().ok())
+        .expect("rdb_changes_since_last_save")
+}
+
+#[test]
+fn lifecycle_writes_signal_watchers_and_count_as_changes_and_reads_do_not() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let mut watcher = server.connection();
+    let index = index_key(&raw_namespace(KEY.as_bytes()), b"alice");
+    let a = tok(&mut con, &["SESSIONGATE.OSTART", KEY, "alice", "300"]);
+    let v = V2::of(&a);
+    let forged = V2::forge(b"not the key", &v.tag, &v.id);
+
+    // Reads and refusals: no signal, no change.
+    let before = dirty(&mut con);
+    for args in [
+        vec!["SESSIONGATE.OLIST", KEY, "alice"],
+        vec!["SESSIONGATE.INSPECT", KEY, &a],
+        vec!["SESSIONGATE.ROTATE", KEY, &forged],
+        vec!["SESSIONGATE.ROTATE", KEY, &a, "TTL", "x"],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            "alice",
+            "300",
+            "LIMIT",
+            "1",
+            "REJECT",
+        ],
+        vec!["SESSIONGATE.OEND", KEY, "alice", "EXCEPT", &forged],
+        vec!["SESSIONGATE.OEND", KEY, "alice", "ID", "AAAAAAAAAAAAAAAA"],
+    ] {
+        for key in [v.key().as_bytes(), &index[..]] {
+            let survived = watch_survives(&mut watcher, key, || {
+                let _ = call(&mut con, &args);
+            });
+            assert!(
+                survived,
+                "{args:?} signalled {:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+    assert_eq!(dirty(&mut con), before, "no change counted");
+
+    // ROTATE signals the old session and the index.
+    let before = dirty(&mut con);
+    let mut rotated = String::new();
+    let survived = watch_survives(&mut watcher, v.key().as_bytes(), || {
+        rotated = tok(&mut con, &["SESSIONGATE.ROTATE", KEY, &a]);
+    });
+    assert!(!survived, "ROTATE signals the old session");
+    assert!(dirty(&mut con) > before);
+    let before = dirty(&mut con);
+    let survived = watch_survives(&mut watcher, &index, || {
+        tok(
+            &mut con,
+            &["SESSIONGATE.ROTATE", KEY, &rotated, "TTL", "100"],
+        );
+    });
+    assert!(!survived, "ROTATE signals the index");
+    assert!(dirty(&mut con) > before);
+    for args in [
+        vec!["SESSIONGATE.OSTART", KEY, "alice", "300"],
+        vec!["SESSIONGATE.OSTART", KEY, "alice", "300", "LIMIT", "1"],
+        vec!["SESSIONGATE.OEND", KEY, "alice"],
+    ] {
+        let before = dirty(&mut con);
+        let survived = watch_survives(&mut watcher, &index, || {
+            call(&mut con, &args).expect("a write");
+        });
+        assert!(!survived, "{args:?} signals the index");
+        assert!(dirty(&mut con) > before, "{args:?}");
+    }
 }
 
 #[test]
@@ -2739,4 +2859,243 @@ fn rotate_evict_and_owner_ends_are_events_and_counted_in_info() {
     assert_eq!(counter(&mut con, "sessions_evicted"), 2);
     assert_eq!(counter(&mut con, "sessions_ended_by_owner"), 2);
     assert_eq!(counter(&mut con, "sessions_started"), 5);
+}
+
+// ---------------------------------------------------------------------------
+// Effects, as a replica receives them.
+
+/// MONITOR on a replica: the replication stream, command by command.
+struct Monitor {
+    lines: BufReader<UnixStream>,
+}
+
+impl Monitor {
+    fn on(server: &Server) -> Monitor {
+        let stream = UnixStream::connect(server.socket()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (&stream).write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut first = Vec::new();
+        lines.read_until(b'\n', &mut first).unwrap();
+        assert_eq!(first, b"+OK\r\n");
+        Monitor { lines }
+    }
+
+    /// Every command seen up to `SET <mark> …` (which the master sends
+    /// after the commands under test), each as its words.
+    fn until(&mut self, mark: &str) -> Vec<Vec<String>> {
+        let mut seen = Vec::new();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < until, "no {mark} in MONITOR");
+            let mut line = Vec::new();
+            self.lines.read_until(b'\n', &mut line).unwrap();
+            let words = monitor_words(&String::from_utf8_lossy(&line));
+            if words.first().map(String::as_str) == Some("SET") && words[1] == mark {
+                return seen;
+            }
+            seen.push(words);
+        }
+    }
+}
+
+/// The quoted words of a MONITOR line, escapes left as they are.
+fn monitor_words(line: &str) -> Vec<String> {
+    let Some((_, rest)) = line.split_once("] ") else {
+        return Vec::new();
+    };
+    let mut words = Vec::new();
+    let mut chars = rest.trim_end().chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    word.push(c);
+                    word.extend(chars.next());
+                }
+                '"' => break,
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    words
+}
+
+/// Runs `op` on the master, then a marker; the effects the replica got.
+fn effects_of(
+    master: &mut Connection,
+    monitor: &mut Monitor,
+    mark: &str,
+    op: impl FnOnce(&mut Connection),
+) -> Vec<Vec<String>> {
+    op(master);
+    let _: () = redis::cmd("SET").arg(mark).arg("1").query(master).unwrap();
+    monitor.until(mark)
+}
+
+/// One MULTI/EXEC: its commands, as (name, words after the name).
+fn one_transaction(effects: &[Vec<String>]) -> Vec<(String, Vec<String>)> {
+    let names: Vec<&str> = effects.iter().map(|w| w[0].as_str()).collect();
+    assert_eq!(names.first(), Some(&"MULTI"), "{effects:?}");
+    assert_eq!(names.last(), Some(&"EXEC"), "{effects:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "MULTI").count(),
+        1,
+        "{effects:?}"
+    );
+    effects[1..effects.len() - 1]
+        .iter()
+        .map(|w| (w[0].clone(), w[1..].to_vec()))
+        .collect()
+}
+
+fn position(commands: &[(String, Vec<String>)], name: &str, key: &str) -> usize {
+    commands
+        .iter()
+        .position(|(n, words)| n == name && words[0] == key)
+        .unwrap_or_else(|| panic!("no {name} {key} in {commands:?}"))
+}
+
+#[test]
+fn each_lifecycle_write_reaches_a_replica_as_its_effects_in_one_transaction() {
+    let master = Server::start(&[]);
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut on_replica = replica.connection();
+    replica.wait_for("the replica to sync", || {
+        info_field(&mut on_replica, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let mut monitor = Monitor::on(&replica);
+    let mut con = master.connection();
+    let index = String::from_utf8(index_key(&raw_namespace(KEY.as_bytes()), b"alice")).unwrap();
+    let at_of = |con: &mut Connection, token: &str| pexpiretime(con, key_of(token)).to_string();
+
+    // ROTATE of an owned session: its hash renamed, then the new record
+    // and expiry, the index moved from the old id to the new.
+    let mut o = String::new();
+    effects_of(&mut con, &mut monitor, "mark-0", |con| {
+        o = tok(con, &["SESSIONGATE.OSTART", KEY, "alice", "300"]);
+        ok(con, &["SESSIONGATE.PSET", KEY, &o, "n", "v"]);
+    });
+    let mut r = String::new();
+    let effects = effects_of(&mut con, &mut monitor, "mark-1", |con| {
+        r = tok(con, &["SESSIONGATE.ROTATE", KEY, &o]);
+    });
+    let commands = one_transaction(&effects);
+    let at = at_of(&mut con, &r);
+    let (old, new) = (key_of(&o), key_of(&r));
+    let rename = position(&commands, "RENAME", &old);
+    assert_eq!(commands[rename].1, [old.clone(), new.clone()]);
+    let hset = position(&commands, "HSET", &new);
+    assert_eq!(commands[hset].1[1], "", "the record's field");
+    let pexpireat = position(&commands, "PEXPIREAT", &new);
+    assert_eq!(commands[pexpireat].1[1], at);
+    assert!(
+        rename < hset && rename < pexpireat,
+        "renamed first: {commands:?}"
+    );
+    let zrem = position(&commands, "ZREM", &index);
+    assert_eq!(commands[zrem].1[1..], [id_of_v2(&o)]);
+    let zadd = position(&commands, "ZADD", &index);
+    assert_eq!(commands[zadd].1[1..], [at.clone(), id_of_v2(&r)]);
+    assert!(zrem < zadd, "{commands:?}");
+    // The index lost its one member, so it is made anew with its expiry.
+    assert_eq!(commands[position(&commands, "PEXPIREAT", &index)].1[1], at);
+    assert_eq!(commands.len(), 6, "{commands:?}");
+
+    // ROTATE of a v1 session: its payloads key renamed, its signature key
+    // unlinked.
+    let mut v1 = String::new();
+    effects_of(&mut con, &mut monitor, "mark-2", |con| {
+        v1 = start(con, KEY, 300);
+        ok(con, &["SESSIONGATE.PSET", KEY, &v1, "n", "v"]);
+    });
+    let effects = effects_of(&mut con, &mut monitor, "mark-3", |con| {
+        r = tok(con, &["SESSIONGATE.ROTATE", KEY, &v1, "TTL", "100"]);
+    });
+    let commands = one_transaction(&effects);
+    let new = key_of(&r);
+    let rename = position(&commands, "RENAME", &payloads_key(&v1));
+    assert_eq!(commands[rename].1[1], new);
+    let hset = position(&commands, "HSET", &new);
+    let pexpireat = position(&commands, "PEXPIREAT", &new);
+    assert_eq!(commands[pexpireat].1[1], at_of(&mut con, &r));
+    assert!(rename < hset && rename < pexpireat, "{commands:?}");
+    position(&commands, "UNLINK", &signature_key(&v1));
+    assert_eq!(commands.len(), 4, "{commands:?}");
+
+    // OSTART with LIMIT: the evicted session and its index entry go, the
+    // new one comes, in one transaction.
+    let mut n = String::new();
+    let effects = effects_of(&mut con, &mut monitor, "mark-4", |con| {
+        n = tok(
+            con,
+            &["SESSIONGATE.OSTART", KEY, "alice", "400", "LIMIT", "1"],
+        );
+    });
+    assert_eq!(olist_set(&mut con, KEY, "alice"), ids(&[&n]));
+    let commands = one_transaction(&effects);
+    let names: BTreeSet<(String, String)> = commands
+        .iter()
+        .map(|(name, words)| (name.clone(), words[0].clone()))
+        .collect();
+    let new = key_of(&n);
+    let evicted_key = commands
+        .iter()
+        .find(|(name, _)| name == "UNLINK")
+        .map(|(_, words)| words[0].clone())
+        .expect("an UNLINK");
+    let expected: BTreeSet<(String, String)> = [
+        ("UNLINK", evicted_key.as_str()),
+        ("ZREM", &index),
+        ("HSET", &new),
+        ("PEXPIREAT", &new),
+        ("ZADD", &index),
+        ("PEXPIREAT", &index),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(names, expected, "{commands:?}");
+
+    // EXPIRE of an owned session: the session's expiry and the index score.
+    let effects = effects_of(&mut con, &mut monitor, "mark-5", |con| {
+        ok(con, &["SESSIONGATE.EXPIRE", KEY, &n, "50"]);
+    });
+    let commands = one_transaction(&effects);
+    let at = at_of(&mut con, &n);
+    assert_eq!(commands[position(&commands, "PEXPIREAT", &new)].1[1], at);
+    assert_eq!(
+        commands[position(&commands, "ZADD", &index)].1[1..],
+        [at.clone(), id_of_v2(&n)]
+    );
+    assert_eq!(commands.len(), 2, "lowered: the index keeps its expiry");
+
+    // OEND: each session unlinked and taken out of the index.
+    let mut m = String::new();
+    effects_of(&mut con, &mut monitor, "mark-6", |con| {
+        m = tok(con, &["SESSIONGATE.OSTART", KEY, "alice", "300"]);
+    });
+    let effects = effects_of(&mut con, &mut monitor, "mark-7", |con| {
+        assert_eq!(int(con, &["SESSIONGATE.OEND", KEY, "alice"]), 2);
+    });
+    let commands = one_transaction(&effects);
+    for token in [&n, &m] {
+        position(&commands, "UNLINK", &key_of(token));
+    }
+    assert_eq!(
+        commands.iter().filter(|(name, _)| name == "ZREM").count(),
+        2,
+        "{commands:?}"
+    );
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    wait_for_replica(&mut con);
+    assert_eq!(snapshot(&mut on_replica), snapshot(&mut con));
 }
