@@ -44,12 +44,20 @@ impl<'c> Index<'c> {
         }
     }
 
-    /// `Err` when the index is missing on a node importing its slot: it may
-    /// still be on its way (docs/cluster.md#during-a-migration).
+    /// Before an owner command reads or writes the index: `Err(WrongType)`
+    /// when a key of another type holds its name (else its sessions would
+    /// be in no index, beyond LIMIT and out of OEND's reach), and
+    /// `Err(TryAgain)` when it is missing on a node importing its slot: it
+    /// may still be on its way (docs/cluster.md#during-a-migration).
     pub fn settle(&self) -> Result<(), crate::error::Rejection> {
-        if Key::open(self.ctx, &self.name, Access::Read).kind() != Kind::Missing {
+        let key = Key::open(self.ctx, &self.name, Access::Read);
+        if key.is_sorted_set() {
             return Ok(());
         }
+        if key.kind() != Kind::Missing {
+            return Err(crate::error::Rejection::WrongType);
+        }
+        drop(key);
         let sibling = [&b"sg-owner:{"[..], self.tag.as_bytes(), b"}"].concat();
         let sibling = RedisString::create_from_slice(self.ctx.ctx, &sibling);
         if cluster::importing(self.ctx, &[&self.name, &sibling]) {
