@@ -2490,6 +2490,54 @@ fn a_session_deleted_behind_the_modules_back_is_not_listed_and_is_pruned() {
     assert_eq!(counter(&mut con, "sessions_evicted"), 0);
 }
 
+/// docs/errors.md#other-errors: Redis' own, for a key of the wrong type.
+const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+#[test]
+fn an_index_key_of_another_type_is_wrongtype_and_nothing_starts_unlisted() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let index = index_key(&raw_namespace(KEY.as_bytes()), b"alice");
+    let a = tok(&mut con, &["SESSIONGATE.OSTART", KEY, "alice", "300"]);
+    // A client overwrites the index with a string.
+    let _: () = redis::cmd("SET")
+        .arg(&index)
+        .arg("not an index")
+        .query(&mut con)
+        .unwrap();
+    let before = dbsize(&mut con);
+    // Were OSTART to answer a token, its session would be in no index:
+    // beyond LIMIT, and out of reach of OEND ("log out everywhere").
+    for args in [
+        vec!["SESSIONGATE.OSTART", KEY, "alice", "300"],
+        vec![
+            "SESSIONGATE.OSTART",
+            KEY,
+            "alice",
+            "300",
+            "LIMIT",
+            "1",
+            "REJECT",
+        ],
+        vec!["SESSIONGATE.OLIST", KEY, "alice"],
+        vec!["SESSIONGATE.OEND", KEY, "alice"],
+        vec!["SESSIONGATE.OEND", KEY, "alice", "ID", "AAAAAAAAAAAAAAAA"],
+    ] {
+        assert_eq!(err(&mut con, &args), WRONG_TYPE, "{args:?}");
+    }
+    assert_eq!(dbsize(&mut con), before, "nothing started");
+    let value: String = redis::cmd("GET").arg(&index).query(&mut con).unwrap();
+    assert_eq!(value, "not an index");
+    // The session itself still answers, and ends.
+    assert_eq!(stale(&mut con, KEY, &a), 0);
+    ok(&mut con, &["SESSIONGATE.END", KEY, &a]);
+    // Argument errors still come first.
+    assert_eq!(
+        err(&mut con, &["SESSIONGATE.OSTART", KEY, "alice", "-1"]),
+        BAD_TTL
+    );
+}
+
 #[test]
 fn end_expire_and_rotate_keep_the_index_right() {
     let server = Server::start(&[]);
