@@ -1440,6 +1440,17 @@ fn olist_replies_exactly_oldest_first_and_never_shows_a_token() {
 fn expire_past_the_deadline_is_clamped_and_the_session_ends_at_its_deadline() {
     let server = Server::start(&[]);
     let mut con = server.connection();
+    // Short of it, an EXPIRE is taken as it is.
+    let long = tok(
+        &mut con,
+        &["SESSIONGATE.START", KEY, "100", "MAXLIFE", "100"],
+    );
+    let deadline = record(&mut con, &long).deadline.unwrap();
+    ok(&mut con, &["SESSIONGATE.EXPIRE", KEY, &long, "50"]);
+    let at = pexpiretime(&mut con, key_of(&long));
+    assert!(at < deadline - 40_000, "{at} < {deadline}");
+    ok(&mut con, &["SESSIONGATE.EXPIRE", KEY, &long, "101"]);
+    assert_eq!(pexpiretime(&mut con, key_of(&long)), deadline);
     let t = tok(&mut con, &["SESSIONGATE.START", KEY, "100", "MAXLIFE", "3"]);
     let o = tok(
         &mut con,
@@ -1459,20 +1470,10 @@ fn expire_past_the_deadline_is_clamped_and_the_session_ends_at_its_deadline() {
         // Past it: OK, and clamped.
         ok(&mut con, &["SESSIONGATE.EXPIRE", KEY, token, "1000"]);
         assert_eq!(pexpiretime(&mut con, key_of(token)), deadline);
-        assert!(int(&mut con, &["SESSIONGATE.TTL", KEY, token]) <= 3);
+        let ttl = int(&mut con, &["SESSIONGATE.TTL", KEY, token]);
+        assert!((1..=3).contains(&ttl), "TTL shows the clamped {ttl}");
         deadlines.push(deadline);
     }
-    // Short of it, an EXPIRE is taken as it is.
-    let long = tok(
-        &mut con,
-        &["SESSIONGATE.START", KEY, "100", "MAXLIFE", "100"],
-    );
-    let deadline = record(&mut con, &long).deadline.unwrap();
-    ok(&mut con, &["SESSIONGATE.EXPIRE", KEY, &long, "50"]);
-    let at = pexpiretime(&mut con, key_of(&long));
-    assert!(at < deadline - 40_000, "{at} < {deadline}");
-    ok(&mut con, &["SESSIONGATE.EXPIRE", KEY, &long, "101"]);
-    assert_eq!(pexpiretime(&mut con, key_of(&long)), deadline);
     assert_eq!(zrange(&mut con, &index), vec![(id_of_v2(&o), deadlines[1])]);
     // ROTATE with a TTL past the deadline: clamped too.
     let r = tok(&mut con, &["SESSIONGATE.ROTATE", KEY, &o, "TTL", "1000"]);
@@ -1561,6 +1562,47 @@ fn default_max_lifetime_gives_every_new_v2_session_a_deadline() {
         assert!(exists(&mut con, key_of(token)));
     }
     assert_eq!(pexpiretime(&mut con, signature_key(&v1)), v1_at);
+}
+
+#[test]
+fn a_deadline_is_exactly_maxlife_after_created_and_the_expiry_from_the_same_instant() {
+    let server = Server::start(&["default-max-lifetime", "700"]);
+    let mut con = server.connection();
+    config_set(&mut con, "sessiongate.token-version", "2");
+    // Many, pipelined, so that some straddle a millisecond boundary
+    // inside the call: one clock reading must serve them all.
+    for (args, life, count) in [
+        (
+            &["SESSIONGATE.START", KEY, "60", "MAXLIFE", "500"][..],
+            500_000,
+            1000,
+        ),
+        (&["SESSIONGATE.START", KEY, "60"], 700_000, 1000),
+        // Each OSTART reads the owner's other sessions: fewer.
+        (
+            &["SESSIONGATE.OSTART", KEY, "o", "60", "MAXLIFE", "500"],
+            500_000,
+            200,
+        ),
+    ] {
+        let mut pipe = redis::pipe();
+        for _ in 0..count {
+            pipe.cmd(args[0]).arg(&args[1..]);
+        }
+        let tokens: Vec<String> = pipe.query(&mut con).unwrap();
+        let mut pipe = redis::pipe();
+        for t in &tokens {
+            pipe.cmd("HGET").arg(key_of(t)).arg("");
+            pipe.cmd("PEXPIRETIME").arg(key_of(t));
+        }
+        let read: Vec<(Vec<u8>, i64)> = pipe.query(&mut con).unwrap();
+        for (bytes, at) in read {
+            let rec = Rec::decode(&bytes);
+            assert_eq!(rec.deadline, Some(rec.created + life), "{args:?}");
+            assert_eq!(at, rec.created + 60_000, "{args:?}");
+        }
+        let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    }
 }
 
 // ---------------------------------------------------------------------------
