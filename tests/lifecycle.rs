@@ -2912,8 +2912,11 @@ fn rotate_evict_and_owner_ends_are_events_and_counted_in_info() {
             &["SESSIONGATE.OSTART", KEY, "alice", ttl, "LIMIT", "2"],
         )
     };
+    // A ttl of 0 starts nothing, evicts nothing, and says nothing.
+    ostart(&mut con, "0");
     let a = ostart(&mut con, "100");
     let b = ostart(&mut con, "200");
+    ostart(&mut con, "0");
     let c = ostart(&mut con, "300");
     let r = tok(&mut con, &["SESSIONGATE.ROTATE", KEY, &b]);
     let v1 = start(&mut con, KEY, 100);
@@ -2948,7 +2951,7 @@ fn rotate_evict_and_owner_ends_are_events_and_counted_in_info() {
     assert_eq!(counter(&mut con, "sessions_rotated"), 2);
     assert_eq!(counter(&mut con, "sessions_evicted"), 2);
     assert_eq!(counter(&mut con, "sessions_ended_by_owner"), 2);
-    assert_eq!(counter(&mut con, "sessions_started"), 5);
+    assert_eq!(counter(&mut con, "sessions_started"), 7, "ttl 0 included");
 }
 
 // ---------------------------------------------------------------------------
