@@ -63,6 +63,14 @@ impl Key {
         self.kind() != Kind::Missing
     }
 
+    /// Whether the key is a sorted set (an owner's index).
+    pub fn is_sorted_set(&self) -> bool {
+        // SAFETY: self.inner is an open key, checked not null first.
+        !self.is_missing()
+            && unsafe { api!(RedisModule_KeyType)(self.inner) } as isize
+                == raw::REDISMODULE_KEYTYPE_ZSET
+    }
+
     fn is_missing(&self) -> bool {
         self.inner.is_null()
     }
