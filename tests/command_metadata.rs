@@ -208,7 +208,11 @@ fn acl_categories_where_the_server_has_them() {
         Ok(commands) => {
             let mut names: Vec<String> = list(&commands).iter().map(text).collect();
             names.sort();
-            let mut all = COMMANDS.map(String::from).to_vec();
+            let mut all: Vec<String> = COMMANDS
+                .iter()
+                .chain(&LIFECYCLE_COMMANDS)
+                .map(|c| c.to_string())
+                .collect();
             all.sort();
             // Redis 7.4's `ACL CAT <category>` lists no module command at
             // all (8.x and Valkey do); the categories below and the user
