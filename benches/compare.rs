@@ -4,6 +4,10 @@
 //! END and DEL, which need a fresh key per call, are driven from here.
 //! Server-side cost is `usec_per_call` from `INFO commandstats`.
 //!
+//! v2 sessions (SPEC 5.2) are measured beside v1 in the same rounds: START,
+//! PGET and PSET with a v2 token on the same server (START mints v2 while
+//! `sessiongate.token-version` is 2, set before each of its runs).
+//!
 //! Environment: `OTHER=<path.so>` runs another sessiongate module (the C
 //! one, say) in a second server, alternating with ours; `BENCH_REPS` sets the
 //! repetitions (median taken), 5 by default; `BENCH_ONLY=PGET` measures only
@@ -24,16 +28,20 @@ const CLIENTS: &str = "50";
 const PIPELINES: [usize; 2] = [1, 16];
 const MEMORY_SESSIONS: usize = 100_000;
 
-/// One module command and the native command it wraps, as argument lists
-/// for the session the benchmark prepared.
+/// One module command and the native command it wraps, as argument lists:
+/// the module's for a session's token, the native one for the v1 session
+/// the benchmark prepared.
 struct Pair {
     label: &'static str,
-    module: fn(&Session) -> Vec<String>,
+    module: fn(&str) -> Vec<String>,
     native: fn(&Session) -> Vec<String>,
+    /// Also measured with a v2 token (and, for START, minting v2).
+    v2: bool,
 }
 
 struct Session {
     token: String,
+    token_v2: String,
     signature_key: String,
     payloads_key: String,
 }
@@ -56,27 +64,32 @@ const PAIRS: [Pair; 5] = [
                 "3600000",
             ])
         },
+        v2: true,
     },
     Pair {
         label: "PGET / HGET",
-        module: |s| strings(&["SESSIONGATE.PGET", SIGN_KEY, &s.token, "name"]),
+        module: |token| strings(&["SESSIONGATE.PGET", SIGN_KEY, token, "name"]),
         native: |s| strings(&["HGET", &s.payloads_key, "name"]),
+        v2: true,
     },
     Pair {
         label: "PSET / HSET",
-        module: |s| strings(&["SESSIONGATE.PSET", SIGN_KEY, &s.token, "name", &data()]),
+        module: |token| strings(&["SESSIONGATE.PSET", SIGN_KEY, token, "name", &data()]),
         native: |s| strings(&["HSET", &s.payloads_key, "name", &data()]),
+        v2: true,
     },
     Pair {
         label: "EXPIRE / PEXPIRE",
-        module: |s| strings(&["SESSIONGATE.EXPIRE", SIGN_KEY, &s.token, "3600"]),
+        module: |token| strings(&["SESSIONGATE.EXPIRE", SIGN_KEY, token, "3600"]),
         native: |s| strings(&["PEXPIRE", &s.signature_key, "3600000"]),
+        v2: false,
     },
     Pair {
         // A name the session does not have: both look it up and find none.
         label: "PDEL / HDEL",
-        module: |s| strings(&["SESSIONGATE.PDEL", SIGN_KEY, &s.token, "absent"]),
+        module: |token| strings(&["SESSIONGATE.PDEL", SIGN_KEY, token, "absent"]),
         native: |s| strings(&["HDEL", &s.payloads_key, "absent"]),
+        v2: false,
     },
 ];
 
@@ -91,76 +104,109 @@ struct Figures {
     usec_per_call: f64,
 }
 
+/// One line of the table: a pair at one pipeline depth, each side's figures.
+struct Row {
+    label: &'static str,
+    pipeline: usize,
+    figures: Vec<(Side, Figures)>,
+}
+
+impl Row {
+    fn get(&self, side: Side) -> Option<Figures> {
+        self.figures
+            .iter()
+            .find_map(|(s, f)| (*s == side).then_some(*f))
+    }
+}
+
+/// Who runs a measurement: a target's module, with v1 or v2 tokens, or the
+/// native command on the first target's server.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Module { target: usize, version: i64 },
+    Native,
+}
+
 struct Target {
     name: &'static str,
     server: Server,
     session: Session,
+    /// Whether the module has `sessiongate.token-version` (ours; the C
+    /// module does not).
+    versioned: bool,
+}
+
+/// Sets which token a three-argument START mints.
+fn set_token_version(con: &mut Connection, version: i64) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("sessiongate.token-version")
+        .arg(version)
+        .query(con)
+        .expect("CONFIG SET sessiongate.token-version");
+}
+
+/// A new session holding one 100-byte payload `name`, its token.
+fn session_with_payload(con: &mut Connection) -> String {
+    let token = common::start(con, SIGN_KEY, 100_000);
+    let _: () = redis::cmd("SESSIONGATE.PSET")
+        .arg(SIGN_KEY)
+        .arg(&token)
+        .arg("name")
+        .arg(data())
+        .query(con)
+        .expect("PSET on the benchmark session");
+    token
 }
 
 impl Target {
-    fn new(name: &'static str, server: Server) -> Self {
+    fn new(name: &'static str, server: Server, versioned: bool) -> Self {
         let mut con = server.connection();
-        let token = common::start(&mut con, SIGN_KEY, 100_000);
-        let _: () = redis::cmd("SESSIONGATE.PSET")
-            .arg(SIGN_KEY)
-            .arg(&token)
-            .arg("name")
-            .arg(data())
-            .query(&mut con)
-            .expect("PSET on the benchmark session");
+        let token = session_with_payload(&mut con);
+        let token_v2 = if versioned {
+            set_token_version(&mut con, 2);
+            let token = session_with_payload(&mut con);
+            set_token_version(&mut con, 1);
+            assert!(token.starts_with("v2."), "a v2 token: {token}");
+            token
+        } else {
+            String::new()
+        };
         let session = Session {
             signature_key: common::signature_key(&token),
             payloads_key: common::payloads_key(&token),
             token,
+            token_v2,
         };
         Target {
             name,
             server,
             session,
+            versioned,
         }
     }
 
-    /// `redis-benchmark` on `args`, then the server's own cost per call.
-    fn benchmark(&self, args: &[String], pipeline: usize) -> Figures {
-        let mut con = self.server.connection();
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query(&mut con)
-            .unwrap();
-        let requests = if pipeline == 1 { 40_000 } else { 200_000 };
-        let output = Command::new("redis-benchmark")
-            .arg("-s")
-            .arg(self.server.socket())
-            .args([
-                "-c",
-                CLIENTS,
-                "-n",
-                &requests.to_string(),
-                "-P",
-                &pipeline.to_string(),
-            ])
-            .args(["-r", "100000000", "--csv"])
-            .args(args)
-            .output()
-            .expect("run redis-benchmark (Debian: redis-tools)");
-        let csv = String::from_utf8_lossy(&output.stdout);
-        // "test","rps",…  then  "<command>","<rps>",…
-        let rps = csv
-            .lines()
-            .nth(1)
-            .and_then(|line| line.split(',').nth(1))
-            .and_then(|field| field.trim_matches('"').parse().ok())
-            .unwrap_or_else(|| panic!("no rps in redis-benchmark's output: {csv}"));
-        Figures {
-            rps,
-            usec_per_call: usec_per_call(&mut con, &args[0]),
+    /// The module command of `pair` with this target's session of
+    /// `version`, START minting that version.
+    fn module(&self, pair: &Pair, version: i64, pipeline: usize) -> Figures {
+        let token = if version == 2 {
+            &self.session.token_v2
+        } else {
+            &self.session.token
+        };
+        if self.versioned {
+            set_token_version(&mut self.server.connection(), version);
         }
+        benchmark(&self.server, &(pair.module)(token), pipeline)
     }
 
     /// END or DEL of a fresh key per call, pipelined from one connection.
     fn delete_many(&self, module: bool, pipeline: usize) -> Figures {
         let count = 20_000;
         let mut con = self.server.connection();
+        if self.versioned {
+            set_token_version(&mut con, 1);
+        }
         let mut keys = Vec::with_capacity(count);
         for chunk in 0..count / 1000 {
             let mut pipe = redis::pipe();
@@ -207,6 +253,44 @@ impl Target {
             rps,
             usec_per_call: usec_per_call(&mut con, command),
         }
+    }
+}
+
+/// `redis-benchmark` on `args` against `server`, then the server's own cost
+/// per call.
+fn benchmark(server: &Server, args: &[String], pipeline: usize) -> Figures {
+    let mut con = server.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .unwrap();
+    let requests = if pipeline == 1 { 40_000 } else { 200_000 };
+    let output = Command::new("redis-benchmark")
+        .arg("-s")
+        .arg(server.socket())
+        .args([
+            "-c",
+            CLIENTS,
+            "-n",
+            &requests.to_string(),
+            "-P",
+            &pipeline.to_string(),
+        ])
+        .args(["-r", "100000000", "--csv"])
+        .args(args)
+        .output()
+        .expect("run redis-benchmark (Debian: redis-tools)");
+    let csv = String::from_utf8_lossy(&output.stdout);
+    // "test","rps",…  then  "<command>","<rps>",…
+    let rps = csv
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split(',').nth(1))
+        .and_then(|field| field.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no rps in redis-benchmark's output: {csv}"));
+    Figures {
+        rps,
+        usec_per_call: usec_per_call(&mut con, &args[0]),
     }
 }
 
@@ -310,9 +394,13 @@ fn main() {
     let other = std::env::var_os("OTHER")
         .filter(|path| !path.is_empty())
         .map(PathBuf::from);
-    let mut targets = vec![Target::new("ours", Server::start(&[]))];
+    let mut targets = vec![Target::new("ours", Server::start(&[]), true)];
     if let Some(path) = &other {
-        targets.push(Target::new("other", Server::start_with_module(path, &[])));
+        targets.push(Target::new(
+            "other",
+            Server::start_with_module(path, &[]),
+            false,
+        ));
     }
     let version = {
         let mut con = targets[0].server.connection();
@@ -326,49 +414,89 @@ fn main() {
         })
         .unwrap_or_default();
     println!("sessiongate bench: Redis {version}, {cpu}, {CLIENTS} clients, unix socket, {reps} rounds (medians)\n");
+    let started = Instant::now();
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut csv = String::from("pair,pipeline,side,rps,usec_per_call\n");
-    let mut table = Vec::new();
-    // Sides: each target's module command, then the native command (on ours).
-    let sides = targets.len() + 1;
+    let mut table: Vec<Row> = Vec::new();
     for pipeline in PIPELINES {
         for pair in PAIRS.iter().filter(|p| p.label.contains(&only)) {
-            let figures = measure(reps, sides, |side| match targets.get(side) {
-                Some(target) => target.benchmark(&(pair.module)(&target.session), pipeline),
-                None => targets[0].benchmark(&(pair.native)(&targets[0].session), pipeline),
+            // Ours (v1, then v2 where measured), the other module, native.
+            let mut sides = vec![Side::Module {
+                target: 0,
+                version: 1,
+            }];
+            if pair.v2 {
+                sides.push(Side::Module {
+                    target: 0,
+                    version: 2,
+                });
+            }
+            sides.extend((1..targets.len()).map(|target| Side::Module { target, version: 1 }));
+            sides.push(Side::Native);
+            let figures = measure(reps, sides.len(), |i| match sides[i] {
+                Side::Module { target, version } => targets[target].module(pair, version, pipeline),
+                Side::Native => benchmark(
+                    &targets[0].server,
+                    &(pair.native)(&targets[0].session),
+                    pipeline,
+                ),
             });
-            table.push((pair.label, pipeline, figures));
+            table.push(Row {
+                label: pair.label,
+                pipeline,
+                figures: sides.into_iter().zip(figures).collect(),
+            });
         }
         if "END / DEL".contains(&only) {
-            let figures = measure(reps, sides, |side| match targets.get(side) {
-                Some(target) => target.delete_many(true, pipeline),
-                None => targets[0].delete_many(false, pipeline),
+            let mut sides: Vec<Side> = (0..targets.len())
+                .map(|target| Side::Module { target, version: 1 })
+                .collect();
+            sides.push(Side::Native);
+            let figures = measure(reps, sides.len(), |i| match sides[i] {
+                Side::Module { target, .. } => targets[target].delete_many(true, pipeline),
+                Side::Native => targets[0].delete_many(false, pipeline),
             });
-            table.push(("END / DEL", pipeline, figures));
+            table.push(Row {
+                label: "END / DEL",
+                pipeline,
+                figures: sides.into_iter().zip(figures).collect(),
+            });
         }
     }
+    let ours_v1 = Side::Module {
+        target: 0,
+        version: 1,
+    };
+    let ours_v2 = Side::Module {
+        target: 0,
+        version: 2,
+    };
 
     let mut out = String::new();
-    let other_columns = if other.is_some() {
-        "  other rps    other µs  ours/other µs"
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        out,
-        "{:<18} {:>2}  {:>10} {:>10} {:>9}  {:>8} {:>9} {:>8}{other_columns}",
-        "module / native",
-        "P",
-        "ours rps",
-        "native rps",
-        "rps ratio",
-        "ours µs",
-        "native µs",
-        "µs ratio"
-    );
-    for (label, pipeline, figures) in &table {
-        let (ours, native) = (figures[0], figures[sides - 1]);
+    if !table.is_empty() {
+        let other_columns = if other.is_some() {
+            "  other rps    other µs  ours/other µs"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:>2}  {:>10} {:>10} {:>9}  {:>8} {:>9} {:>8}{other_columns}",
+            "module / native",
+            "P",
+            "ours rps",
+            "native rps",
+            "rps ratio",
+            "ours µs",
+            "native µs",
+            "µs ratio"
+        );
+    }
+    for row in &table {
+        let (label, pipeline) = (row.label, row.pipeline);
+        let ours = row.get(ours_v1).expect("ours, v1");
+        let native = row.get(Side::Native).expect("native");
         let _ = write!(
             out,
             "{:<18} {:>2}  {:>10.0} {:>10.0} {:>9.2}  {:>8.2} {:>9.2} {:>8.2}",
@@ -381,8 +509,10 @@ fn main() {
             native.usec_per_call,
             ours.usec_per_call / native.usec_per_call
         );
-        if other.is_some() {
-            let theirs = figures[1];
+        if let Some(theirs) = row.get(Side::Module {
+            target: 1,
+            version: 1,
+        }) {
             let _ = write!(
                 out,
                 "  {:>9.0} {:>10.2} {:>14.2}",
@@ -392,8 +522,12 @@ fn main() {
             );
         }
         out.push('\n');
-        for (side, f) in figures.iter().enumerate() {
-            let name = targets.get(side).map_or("native", |t| t.name);
+        for (side, f) in &row.figures {
+            let name = match side {
+                Side::Module { target, version: 2 } => format!("{}-v2", targets[*target].name),
+                Side::Module { target, .. } => targets[*target].name.to_string(),
+                Side::Native => "native".into(),
+            };
             let _ = writeln!(
                 csv,
                 "{label},{pipeline},{name},{:.0},{:.3}",
@@ -402,8 +536,47 @@ fn main() {
         }
     }
 
+    let versions: Vec<_> = table
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.label,
+                row.pipeline,
+                row.get(ours_v1)?,
+                row.get(ours_v2)?,
+            ))
+        })
+        .collect();
+    if !versions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nv2 tokens beside v1, same server, same rounds (START mints v1 or v2 by sessiongate.token-version)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>2}  {:>8} {:>8} {:>8}  {:>10} {:>10} {:>9}",
+            "command", "P", "v1 µs", "v2 µs", "v2/v1 µs", "v1 rps", "v2 rps", "v2/v1 rps"
+        );
+        for (label, pipeline, v1, v2) in versions {
+            let command = label.split(" / ").next().unwrap_or(label);
+            let _ = writeln!(
+                out,
+                "{:<18} {:>2}  {:>8.2} {:>8.2} {:>8.2}  {:>10.0} {:>10.0} {:>9.2}",
+                command,
+                pipeline,
+                v1.usec_per_call,
+                v2.usec_per_call,
+                v2.usec_per_call / v1.usec_per_call,
+                v1.rps,
+                v2.rps,
+                v2.rps / v1.rps
+            );
+        }
+    }
+
     if !only.is_empty() {
         print!("{out}");
+        println!("\n({:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
     let ours_bytes = bytes_per_session(None, false);
@@ -421,6 +594,7 @@ fn main() {
         let _ = writeln!(csv, "bytes per session,,other,{theirs:.0},");
     }
     print!("{out}");
+    println!("\n({:.0} s)", started.elapsed().as_secs_f64());
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench");
     std::fs::create_dir_all(&dir).expect("create target/bench");
