@@ -6,7 +6,8 @@
 //!
 //! v2 sessions (SPEC 5.2) are measured beside v1 in the same rounds: START,
 //! PGET and PSET with a v2 token on the same server (START mints v2 while
-//! `sessiongate.token-version` is 2, set before each of its runs).
+//! `sessiongate.token-version` is 2, set before each of its runs), and bytes
+//! per session for v1 and v2 with the same payloads.
 //!
 //! Environment: `OTHER=<path.so>` runs another sessiongate module (the C
 //! one, say) in a second server, alternating with ours; `BENCH_REPS` sets the
@@ -19,7 +20,7 @@ mod common;
 use common::{info_field, Server};
 use redis::Connection;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -27,6 +28,9 @@ const SIGN_KEY: &str = "bench-sign-key";
 const CLIENTS: &str = "50";
 const PIPELINES: [usize; 2] = [1, 16];
 const MEMORY_SESSIONS: usize = 100_000;
+/// The payloads of each session in the v1 / v2 memory comparison.
+const VERSION_PAYLOADS: [&str; 3] = ["user", "csrf", "cart"];
+const VERSION_PAYLOAD_LEN: usize = 32;
 
 /// One module command and the native command it wraps, as argument lists:
 /// the module's for a session's token, the native one for the v1 session
@@ -329,61 +333,84 @@ fn measure(reps: usize, sides: usize, mut run: impl FnMut(usize) -> Figures) -> 
         .collect()
 }
 
-/// Bytes of `used_memory` per session: START + one 100-byte PSET through
-/// `module`, or the native equivalent (SET … PX, HSET, PEXPIRE).
-fn bytes_per_session(module: Option<&PathBuf>, native: bool) -> f64 {
+fn used_memory(con: &mut Connection) -> f64 {
+    info_field(con, "memory", "used_memory")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Bytes of `used_memory` per session in a fresh server running `module`
+/// (ours if `None`): `MEMORY_SESSIONS` STARTs minting `version` (if given),
+/// each session then given `payloads` (name, data) with PSET.
+fn module_bytes_per_session(
+    module: Option<&Path>,
+    version: Option<i64>,
+    payloads: &[(&str, String)],
+) -> f64 {
     let server = match module {
         Some(path) => Server::start_with_module(path, &[]),
         None => Server::start(&[]),
     };
     let mut con = server.connection();
-    let used = |con: &mut Connection| -> f64 {
-        info_field(con, "memory", "used_memory")
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let before = used(&mut con);
-    let payload = data();
-    for batch in 0..MEMORY_SESSIONS / 1000 {
+    if let Some(version) = version {
+        set_token_version(&mut con, version);
+    }
+    let before = used_memory(&mut con);
+    for _ in 0..MEMORY_SESSIONS / 1000 {
         let mut pipe = redis::pipe();
-        if native {
-            for i in 0..1000 {
-                let id = format!("{:016}", batch * 1000 + i);
-                let sig = format!("sg-session:{id}:signature");
-                let payloads = format!("sg-session:{id}:payloads");
-                pipe.cmd("SET")
-                    .arg(&sig)
-                    .arg("f".repeat(64))
-                    .arg("PX")
-                    .arg(3_600_000)
-                    .ignore();
-                pipe.cmd("HSET")
-                    .arg(&payloads)
-                    .arg("name")
-                    .arg(&payload)
-                    .ignore();
-                pipe.cmd("PEXPIRE").arg(&payloads).arg(3_600_000).ignore();
-            }
-            let _: () = pipe.query(&mut con).unwrap();
-        } else {
-            for _ in 0..1000 {
-                pipe.cmd("SESSIONGATE.START").arg(SIGN_KEY).arg(3600);
-            }
-            let tokens: Vec<String> = pipe.query(&mut con).unwrap();
-            let mut pipe = redis::pipe();
-            for token in &tokens {
+        for _ in 0..1000 {
+            pipe.cmd("SESSIONGATE.START").arg(SIGN_KEY).arg(3600);
+        }
+        let tokens: Vec<String> = pipe.query(&mut con).unwrap();
+        if let (Some(version), Some(token)) = (version, tokens.first()) {
+            assert!(token.starts_with(&format!("v{version}.")), "{token}");
+        }
+        let mut pipe = redis::pipe();
+        for token in &tokens {
+            for (name, data) in payloads {
                 pipe.cmd("SESSIONGATE.PSET")
                     .arg(SIGN_KEY)
                     .arg(token)
-                    .arg("name")
-                    .arg(&payload)
+                    .arg(name)
+                    .arg(data)
                     .ignore();
             }
-            let _: () = pipe.query(&mut con).unwrap();
         }
+        let _: () = pipe.query(&mut con).unwrap();
     }
-    (used(&mut con) - before) / MEMORY_SESSIONS as f64
+    (used_memory(&mut con) - before) / MEMORY_SESSIONS as f64
+}
+
+/// The native equivalent of START + one 100-byte PSET: SET … PX, HSET,
+/// PEXPIRE.
+fn native_bytes_per_session() -> f64 {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    let before = used_memory(&mut con);
+    let payload = data();
+    for batch in 0..MEMORY_SESSIONS / 1000 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            let id = format!("{:016}", batch * 1000 + i);
+            let sig = format!("sg-session:{id}:signature");
+            let payloads = format!("sg-session:{id}:payloads");
+            pipe.cmd("SET")
+                .arg(&sig)
+                .arg("f".repeat(64))
+                .arg("PX")
+                .arg(3_600_000)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg(&payloads)
+                .arg("name")
+                .arg(&payload)
+                .ignore();
+            pipe.cmd("PEXPIRE").arg(&payloads).arg(3_600_000).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    (used_memory(&mut con) - before) / MEMORY_SESSIONS as f64
 }
 
 fn main() {
@@ -579,8 +606,9 @@ fn main() {
         println!("\n({:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
-    let ours_bytes = bytes_per_session(None, false);
-    let native_bytes = bytes_per_session(None, true);
+    let one_payload = [("name", data())];
+    let ours_bytes = module_bytes_per_session(None, None, &one_payload);
+    let native_bytes = native_bytes_per_session();
     let _ = writeln!(
         out,
         "\nbytes per session ({MEMORY_SESSIONS} sessions, START + one 100-byte PSET): ours {ours_bytes:.0}, native equivalent {native_bytes:.0}, ratio {:.2}",
@@ -589,10 +617,24 @@ fn main() {
     let _ = writeln!(csv, "bytes per session,,ours,{ours_bytes:.0},");
     let _ = writeln!(csv, "bytes per session,,native,{native_bytes:.0},");
     if let Some(path) = &other {
-        let theirs = bytes_per_session(Some(path), false);
+        let theirs = module_bytes_per_session(Some(path), None, &one_payload);
         let _ = writeln!(out, "bytes per session, other module: {theirs:.0}");
         let _ = writeln!(csv, "bytes per session,,other,{theirs:.0},");
     }
+    let payloads: Vec<(&str, String)> = VERSION_PAYLOADS
+        .iter()
+        .map(|name| (*name, "x".repeat(VERSION_PAYLOAD_LEN)))
+        .collect();
+    let v1_bytes = module_bytes_per_session(None, Some(1), &payloads);
+    let v2_bytes = module_bytes_per_session(None, Some(2), &payloads);
+    let _ = writeln!(
+        out,
+        "bytes per session ({MEMORY_SESSIONS} sessions, START + {} PSETs of {VERSION_PAYLOAD_LEN} bytes): v1 {v1_bytes:.0}, v2 {v2_bytes:.0}, v2/v1 {:.2}",
+        payloads.len(),
+        v2_bytes / v1_bytes
+    );
+    let _ = writeln!(csv, "bytes per session 3x32,,ours,{v1_bytes:.0},");
+    let _ = writeln!(csv, "bytes per session 3x32,,ours-v2,{v2_bytes:.0},");
     print!("{out}");
     println!("\n({:.0} s)", started.elapsed().as_secs_f64());
 
