@@ -6,17 +6,21 @@
 //!
 //! v2 sessions (SPEC 5.2) are measured beside v1 in the same rounds: START,
 //! PGET and PSET with a v2 token on the same server (START mints v2 while
-//! `sessiongate.token-version` is 2, set before each of its runs), and bytes
-//! per session for v1 and v2 with the same payloads.
+//! `sessiongate.token-version` is 2, set before each of its runs), bytes per
+//! session for v1 and v2 with the same payloads, and START in a 3-master
+//! cluster, where v1 draws ids until its HMAC lands in a served slot and v2
+//! takes a served slot's tag.
 //!
 //! Environment: `OTHER=<path.so>` runs another sessiongate module (the C
 //! one, say) in a second server, alternating with ours; `BENCH_REPS` sets the
 //! repetitions (median taken), 5 by default; `BENCH_ONLY=PGET` measures only
-//! the pairs whose label contains it (and skips memory).
+//! the pairs whose label contains it (and skips memory; `BENCH_ONLY=cluster`
+//! runs only the cluster START).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::cluster::Cluster;
 use common::{info_field, Server};
 use redis::Connection;
 use std::fmt::Write as _;
@@ -31,6 +35,8 @@ const MEMORY_SESSIONS: usize = 100_000;
 /// The payloads of each session in the v1 / v2 memory comparison.
 const VERSION_PAYLOADS: [&str; 3] = ["user", "csrf", "cart"];
 const VERSION_PAYLOAD_LEN: usize = 32;
+const CLUSTER_MASTERS: usize = 3;
+const CLUSTER_LABEL: &str = "cluster START";
 
 /// One module command and the native command it wraps, as argument lists:
 /// the module's for a session's token, the native one for the v1 session
@@ -101,11 +107,13 @@ fn strings(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
 
-/// A measurement: requests per second and server-side microseconds per call.
+/// A measurement: requests per second, server-side microseconds per call,
+/// and (START in a cluster) ids the module drew per call.
 #[derive(Clone, Copy, Default)]
 struct Figures {
     rps: f64,
     usec_per_call: f64,
+    ids_per_call: f64,
 }
 
 /// One line of the table: a pair at one pipeline depth, each side's figures.
@@ -255,19 +263,21 @@ impl Target {
         let command = if module { "SESSIONGATE.END" } else { "DEL" };
         Figures {
             rps,
-            usec_per_call: usec_per_call(&mut con, command),
+            usec_per_call: command_stats(&mut con, command).1,
+            ids_per_call: 0.0,
         }
     }
 }
 
 /// `redis-benchmark` on `args` against `server`, then the server's own cost
-/// per call.
+/// per call and the ids the module drew per call.
 fn benchmark(server: &Server, args: &[String], pipeline: usize) -> Figures {
     let mut con = server.connection();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query(&mut con)
         .unwrap();
+    let drawn_before = ids_drawn(&mut con);
     let requests = if pipeline == 1 { 40_000 } else { 200_000 };
     let output = Command::new("redis-benchmark")
         .arg("-s")
@@ -292,22 +302,40 @@ fn benchmark(server: &Server, args: &[String], pipeline: usize) -> Figures {
         .and_then(|line| line.split(',').nth(1))
         .and_then(|field| field.trim_matches('"').parse().ok())
         .unwrap_or_else(|| panic!("no rps in redis-benchmark's output: {csv}"));
+    let (calls, usec_per_call) = command_stats(&mut con, &args[0]);
+    let drawn = match (drawn_before, ids_drawn(&mut con)) {
+        (Some(before), Some(after)) => (after - before) as f64 / calls.max(1) as f64,
+        _ => 0.0,
+    };
     Figures {
         rps,
-        usec_per_call: usec_per_call(&mut con, &args[0]),
+        usec_per_call,
+        ids_per_call: drawn,
     }
 }
 
-fn usec_per_call(con: &mut Connection, command: &str) -> f64 {
+/// `INFO sessiongate`'s count of ids drawn since the server started (none
+/// for a module without it).
+fn ids_drawn(con: &mut Connection) -> Option<u64> {
+    info_field(con, "sessiongate", "sessiongate_ids_drawn").and_then(|v| v.parse().ok())
+}
+
+/// Calls and microseconds per call of `command` since the last RESETSTAT.
+fn command_stats(con: &mut Connection, command: &str) -> (u64, f64) {
     let field = format!("cmdstat_{}", command.to_lowercase());
-    info_field(con, "commandstats", &field)
-        .and_then(|stats| {
-            stats
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("usec_per_call="))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {field} in INFO commandstats"))
+    let stats = info_field(con, "commandstats", &field)
+        .unwrap_or_else(|| panic!("no {field} in INFO commandstats"));
+    let value = |name: &str| {
+        stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {field}: {stats}"))
+    };
+    let calls = value("calls=").parse().expect("calls is an integer");
+    let usec = value("usec_per_call=")
+        .parse()
+        .expect("usec_per_call is a number");
+    (calls, usec)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -329,6 +357,7 @@ fn measure(reps: usize, sides: usize, mut run: impl FnMut(usize) -> Figures) -> 
         .map(|f| Figures {
             rps: median(f.iter().map(|x| x.rps).collect()),
             usec_per_call: median(f.iter().map(|x| x.usec_per_call).collect()),
+            ids_per_call: median(f.iter().map(|x| x.ids_per_call).collect()),
         })
         .collect()
 }
@@ -411,6 +440,24 @@ fn native_bytes_per_session() -> f64 {
         let _: () = pipe.query(&mut con).unwrap();
     }
     (used_memory(&mut con) - before) / MEMORY_SESSIONS as f64
+}
+
+/// START on one master of a `CLUSTER_MASTERS`-master cluster, v1 then v2
+/// in each round: figures per pipeline, v1 then v2.
+fn cluster_start(reps: usize) -> Vec<(usize, Vec<Figures>)> {
+    let cluster = Cluster::start(CLUSTER_MASTERS, 0);
+    let node = &cluster.nodes[0];
+    let args = strings(&["SESSIONGATE.START", SIGN_KEY, "3600"]);
+    PIPELINES
+        .iter()
+        .map(|&pipeline| {
+            let figures = measure(reps, 2, |side| {
+                set_token_version(&mut node.connection(), side as i64 + 1);
+                benchmark(node, &args, pipeline)
+            });
+            (pipeline, figures)
+        })
+        .collect()
 }
 
 fn main() {
@@ -598,6 +645,52 @@ fn main() {
                 v2.rps,
                 v2.rps / v1.rps
             );
+        }
+    }
+
+    if CLUSTER_LABEL.contains(&only) {
+        let rows = cluster_start(reps);
+        let _ = writeln!(
+            out,
+            "\nSTART in a {CLUSTER_MASTERS}-master cluster, on one master, v1 and v2 in the same rounds (ids: drawn per START)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>2}  {:>8} {:>8} {:>8}  {:>10} {:>10} {:>9}  {:>6} {:>6}",
+            "command",
+            "P",
+            "v1 µs",
+            "v2 µs",
+            "v2/v1 µs",
+            "v1 rps",
+            "v2 rps",
+            "v2/v1 rps",
+            "v1 ids",
+            "v2 ids"
+        );
+        for (pipeline, figures) in rows {
+            let (v1, v2) = (figures[0], figures[1]);
+            let _ = writeln!(
+                out,
+                "{:<18} {:>2}  {:>8.2} {:>8.2} {:>8.2}  {:>10.0} {:>10.0} {:>9.2}  {:>6.2} {:>6.2}",
+                CLUSTER_LABEL,
+                pipeline,
+                v1.usec_per_call,
+                v2.usec_per_call,
+                v2.usec_per_call / v1.usec_per_call,
+                v1.rps,
+                v2.rps,
+                v2.rps / v1.rps,
+                v1.ids_per_call,
+                v2.ids_per_call
+            );
+            for (name, f) in [("ours", v1), ("ours-v2", v2)] {
+                let _ = writeln!(
+                    csv,
+                    "{CLUSTER_LABEL},{pipeline},{name},{:.0},{:.3}",
+                    f.rps, f.usec_per_call
+                );
+            }
         }
     }
 
