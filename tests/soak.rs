@@ -6,11 +6,16 @@
 //!
 //! * START, with a mix of short ttls (1–3 s: they expire by themselves),
 //!   long ones (600–900 s) and a few ttl 0 (a session that never exists);
+//!   the first half of the sessions with `sessiongate.token-version` 1, the
+//!   second with 2, and in both 15% of the long ones with MAXLIFE, LABEL or
+//!   both (always v2): v1 and v2 tokens alike, each checked (its shape, its
+//!   HMAC, and for v2 a canonical slot tag);
 //! * PSET and PMSET of ~100-byte binary payloads, PGET, PMGET, PGETALL,
-//!   EXPIRE, TTL, PDEL (of a payload the session has, and of one it has
-//!   not), and END or EXPIRE 0 for a share;
+//!   INSPECT, EXPIRE, TTL (clamped by the deadline where there is one), PDEL
+//!   (of a payload the session has, and of one it has not), and END or
+//!   EXPIRE 0 for a share;
 //! * a few refused calls on purpose: a wrong sign key, a malformed token, a
-//!   payload that was deleted;
+//!   keyring that does not exist, a payload that was deleted;
 //! * a second visit to the long sessions some batches later: their payloads
 //!   are read back and overwritten, then they are ended, or given a ttl of
 //!   1–2 s to expire by themselves;
@@ -41,14 +46,14 @@
 
 mod common;
 
-use common::errors::{FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
+use common::errors::{unknown_ring, FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
 use common::{info_field, Server, Value};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,6 +78,16 @@ const CART: &[u8] = b"cart";
 const PREFS: &[u8] = b"pr\0efs\xff";
 const ABSENT: &[u8] = b"nope";
 
+/// A keyref naming a ring, with no keyring loaded: refused at step 2.
+const NOPE_RING: &[u8] = b"@soak-nope";
+static UNKNOWN_RING: LazyLock<String> = LazyLock::new(|| unknown_ring("soak-nope"));
+/// A v2 session started with MAXLIFE gets one of these many seconds: some
+/// below the ttls given (600–900 s), so that EXPIRE and TTL show the clamp.
+const MAXLIFE: std::ops::RangeInclusive<i64> = 600..=1200;
+/// How far a `created` read back may be from the client's clock, in ms
+/// (the server's clock is the same one).
+const CLOCK_SLACK_MS: i64 = 1_000;
+
 // ---------------------------------------------------------------------------
 // Randomness: rand's StdRng, seeded (SOAK_SEED), so that a failing run can be
 // replayed.
@@ -89,6 +104,142 @@ fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
 
 fn signature_hex(id: &[u8]) -> Vec<u8> {
     common::hmac_hex(SIGN_KEY, id).into_bytes()
+}
+
+/// A label of 1 to 64 bytes of any value, derived as a payload is.
+fn label(seed: u64, id: u64, len: usize) -> Vec<u8> {
+    let mut bytes = payload(seed, id, 9);
+    bytes.truncate(len.clamp(1, 64));
+    bytes
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+// ---------------------------------------------------------------------------
+// Tokens, checked here from the SPEC (1.1, 5.2), not from `src/`.
+
+/// CRC16/XMODEM, bit by bit, as Redis Cluster's crc16.c.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Redis' keyHashSlot: the first non-empty `{…}`, else the whole key.
+fn key_hash_slot(key: &[u8]) -> usize {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    usize::from(crc16(hashed)) % 16384
+}
+
+/// A slot's canonical tag (SPEC 5.2): the first string, by length then
+/// bytewise, of 1–3 characters of `[0-9A-Za-z]` in that slot.
+fn canonical_tag(slot: usize) -> &'static [u8] {
+    static TAGS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut alphabet: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
+        alphabet.sort_unstable();
+        let mut tags: Vec<Vec<u8>> = vec![Vec::new(); 16384];
+        let mut candidates: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 1..=3 {
+            candidates = candidates
+                .iter()
+                .flat_map(|prefix| {
+                    alphabet
+                        .iter()
+                        .map(move |&c| [prefix.as_slice(), &[c]].concat())
+                })
+                .collect();
+            for candidate in &candidates {
+                let tag = &mut tags[key_hash_slot(candidate)];
+                if tag.is_empty() {
+                    *tag = candidate.clone();
+                }
+            }
+        }
+        tags
+    });
+    &tags[slot]
+}
+
+/// The id inside a v1 or v2 token: the 16 bytes before the last dot.
+fn token_id(token: &[u8]) -> &[u8] {
+    &token[token.len().saturating_sub(81)..token.len().saturating_sub(65)]
+}
+
+/// Whether `token` is `v1.<id>.<HMAC(id)>` under SIGN_KEY (SPEC 1.1).
+fn is_v1(token: &[u8]) -> bool {
+    token.len() == 84
+        && token.starts_with(b"v1.")
+        && token[3..19].iter().all(u8::is_ascii_alphanumeric)
+        && token[19] == b'.'
+        && token[20..] == signature_hex(&token[3..19])[..]
+}
+
+/// The tag of `token` if it is `v2.{<tag>}.<id>.<HMAC(v2.{<tag>}.<id>)>`
+/// under SIGN_KEY with a canonical tag (SPEC 5.2).
+fn v2_tag(token: &[u8]) -> Option<&[u8]> {
+    let rest = token.strip_prefix(b"v2.{")?;
+    let close = rest.iter().position(|&b| b == b'}')?;
+    let (tag, rest) = rest.split_at(close);
+    let rest = rest.strip_prefix(b"}.")?;
+    let alphanumeric = |bytes: &[u8]| bytes.iter().all(u8::is_ascii_alphanumeric);
+    let well_formed = (1..=3).contains(&tag.len())
+        && alphanumeric(tag)
+        && rest.len() == 81
+        && alphanumeric(&rest[..16])
+        && rest[16] == b'.';
+    let signed = &token[..token.len() - 65];
+    (well_formed
+        && rest[17..] == signature_hex(signed)[..]
+        && canonical_tag(key_hash_slot(tag)) == tag)
+        .then_some(tag)
+}
+
+/// A RESP2 map (a flat array of name, value, …) by name.
+fn fields(reply: &Value) -> Option<BTreeMap<Vec<u8>, Value>> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let map: BTreeMap<Vec<u8>, Value> = items
+        .chunks(2)
+        .map(|pair| Some((bulk(&pair[0])?.to_vec(), pair[1].clone())))
+        .collect::<Option<_>>()?;
+    (map.len() * 2 == items.len()).then_some(map)
+}
+
+fn int_or_nil(value: Option<i64>) -> Value {
+    value.map_or(Value::Nil, Value::Int)
+}
+
+fn bulk_or_nil(value: Option<&[u8]>) -> Value {
+    value.map_or(Value::Nil, |b| Value::BulkString(b.to_vec()))
 }
 
 // ---------------------------------------------------------------------------
@@ -112,6 +263,9 @@ struct Tally {
     timed_out_early: u64,
     /// Sessions visited after their ttl had passed, and found gone.
     checked_expired: u64,
+    /// Of `started`, the v2 tokens.
+    v2_started: u64,
+    unknown_rings: u64,
 }
 
 impl Tally {
@@ -132,6 +286,8 @@ impl Tally {
         self.missing_sessions += other.missing_sessions;
         self.timed_out_early += other.timed_out_early;
         self.checked_expired += other.checked_expired;
+        self.v2_started += other.v2_started;
+        self.unknown_rings += other.unknown_rings;
     }
 }
 
@@ -147,8 +303,11 @@ enum Effect {
 
 #[derive(Debug)]
 enum Expect {
-    /// A well-formed token signed with SIGN_KEY; it becomes the session's.
+    /// A well-formed token signed with SIGN_KEY, of the session's version;
+    /// it becomes the session's.
     Token,
+    /// INSPECT: what the session is, with this many payloads.
+    Inspect(i64),
     Ok(Effect),
     Data(Vec<u8>),
     Many(Vec<Option<Vec<u8>>>),
@@ -164,7 +323,8 @@ impl Expect {
     /// #step-7): the reply does not depend on whether the session still
     /// exists.
     fn before_lookup(&self) -> bool {
-        matches!(self, Expect::Error(e) if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN)
+        matches!(self, Expect::Error(e)
+            if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN || *e == UNKNOWN_RING.as_str())
     }
 }
 
@@ -181,6 +341,11 @@ struct Session {
     /// Left to time out with a ttl of at most 3 s, and to be visited once
     /// that has passed: it must be gone.
     visit_when_expired: bool,
+    /// A v2 token: START with an option, or with token-version 2.
+    v2: bool,
+    /// START's MAXLIFE: the session's deadline is this long after it began.
+    maxlife: Option<i64>,
+    label: Option<Vec<u8>>,
 }
 
 /// One pipeline and what each of its replies must be.
@@ -290,15 +455,47 @@ fn check(
             let Some(token) = bulk(&reply) else {
                 return unexpected();
             };
-            let well_formed = token.len() == 84
-                && token.starts_with(b"v1.")
-                && token[3..19].iter().all(u8::is_ascii_alphanumeric)
-                && token[19] == b'.';
-            if !well_formed || token[20..] != signature_hex(&token[3..19])[..] {
+            let good = match session.v2 {
+                false => is_v1(token),
+                true => v2_tag(token).is_some(),
+            };
+            if !good {
                 return unexpected();
             }
             session.token = token.to_vec();
             tally.started += 1;
+            tally.v2_started += u64::from(session.v2);
+        }
+        Expect::Inspect(payloads) => {
+            let Some(got) = fields(&reply) else {
+                return unexpected();
+            };
+            let created = match got.get(&b"created"[..]) {
+                Some(Value::Int(at)) if session.v2 => Some(*at),
+                Some(Value::Nil) if !session.v2 => None,
+                _ => return unexpected(),
+            };
+            let recent = created
+                .is_none_or(|at| (now_ms() - 3_600_000..=now_ms() + CLOCK_SLACK_MS).contains(&at));
+            let live = matches!(got.get(&b"expires"[..]),
+                Some(Value::Int(at)) if *at >= now_ms() - CLOCK_SLACK_MS);
+            let deadline = created.zip(session.maxlife).map(|(at, s)| at + s * 1000);
+            let want = [
+                ("version", Value::Int(if session.v2 { 2 } else { 1 })),
+                ("id", Value::BulkString(token_id(&session.token).to_vec())),
+                ("deadline", int_or_nil(deadline)),
+                ("owner", Value::Nil),
+                ("label", bulk_or_nil(session.label.as_deref())),
+                ("payloads", Value::Int(*payloads)),
+                ("stale", Value::Int(0)),
+            ];
+            let same = got.len() == 9
+                && want
+                    .iter()
+                    .all(|(name, value)| got.get(name.as_bytes()) == Some(value));
+            if !same || !recent || !live {
+                return unexpected();
+            }
         }
         Expect::Ok(effect) => {
             if !matches!(reply, Value::Okay) {
@@ -363,6 +560,7 @@ fn check(
                 NO_SESSION => tally.missing_sessions += 1,
                 FORGED_SIGNATURE => tally.signature_failures += 1,
                 MALFORMED_TOKEN => tally.malformed_tokens += 1,
+                _ if *text == UNKNOWN_RING.as_str() => tally.unknown_rings += 1,
                 _ => {}
             }
         }
@@ -378,6 +576,8 @@ struct Worker {
     rng: StdRng,
     con: Connection,
     tally: Tally,
+    /// The server's token-version is 2 for this drive.
+    v2: bool,
 }
 
 impl Worker {
@@ -458,17 +658,47 @@ impl Worker {
         round.run(&mut self.con, sessions, &mut self.tally)
     }
 
-    /// START for each id: 1% with ttl 0, 35% short, the rest long.
+    /// START for each id: 1% with ttl 0, 35% short, the rest long; 15% of
+    /// the long ones with MAXLIFE, LABEL or both (in either order), which
+    /// makes them v2 whatever the token-version. The others are v2 when the
+    /// run's token-version is 2.
     fn start_batch(&mut self, ids: std::ops::Range<u64>) -> Result<Vec<Session>, String> {
+        let seed = self.seed;
+        let rng = &mut self.rng;
         let mut round = Round::new();
         let mut sessions = Vec::with_capacity(BATCH);
         for (index, id) in ids.enumerate() {
-            let draw = self.rng.random_range(0..100);
+            let draw = rng.random_range(0..100);
             let (ttl, short, gone) = match draw {
                 0 => (0, false, true),
-                1..=35 => (self.rng.random_range(1..=3), true, false),
-                _ => (self.rng.random_range(600..=900), false, false),
+                1..=35 => (rng.random_range(1..=3), true, false),
+                _ => (rng.random_range(600..=900), false, false),
             };
+            let (mut maxlife, mut label_text) = (None, None);
+            if !short && !gone && rng.random_ratio(15, 100) {
+                match rng.random_range(0..3) {
+                    0 => maxlife = Some(rng.random_range(MAXLIFE)),
+                    1 => label_text = Some(label(seed, id, rng.random_range(1..=64))),
+                    _ => {
+                        maxlife = Some(rng.random_range(MAXLIFE));
+                        label_text = Some(label(seed, id, rng.random_range(1..=64)));
+                    }
+                }
+            }
+            let ttl = ttl.to_string();
+            let maxlife_arg = maxlife.map(|s| s.to_string());
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, ttl.as_bytes()];
+            let mut options: Vec<[&[u8]; 2]> = Vec::new();
+            if let Some(s) = &maxlife_arg {
+                options.push([b"MAXLIFE", s.as_bytes()]);
+            }
+            if let Some(l) = &label_text {
+                options.push([b"label", l]);
+            }
+            if rng.random_ratio(1, 2) {
+                options.reverse();
+            }
+            args.extend(options.iter().flatten());
             sessions.push(Session {
                 id,
                 token: Vec::new(),
@@ -476,14 +706,11 @@ impl Worker {
                 gone,
                 revisit: false,
                 visit_when_expired: false,
+                v2: self.v2 || args.len() > 2,
+                maxlife,
+                label: label_text.clone(),
             });
-            let ttl = ttl.to_string();
-            round.push(
-                index,
-                "SESSIONGATE.START",
-                &[SIGN_KEY, ttl.as_bytes()],
-                Expect::Token,
-            );
+            round.push(index, "SESSIONGATE.START", &args, Expect::Token);
         }
         self.tally.sessions += sessions.len() as u64;
         round.run(&mut self.con, &mut sessions, &mut self.tally)?;
@@ -542,6 +769,9 @@ impl Worker {
             ];
             all.sort();
             round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            if rng.random_ratio(4, 100) {
+                round.push(i, "SESSIONGATE.INSPECT", &[SIGN_KEY, t], Expect::Inspect(3));
+            }
             let ttl = if session.short {
                 rng.random_range(1..=3)
             } else {
@@ -553,13 +783,15 @@ impl Worker {
                 &[SIGN_KEY, t, ttl.to_string().as_bytes()],
                 Expect::Ok(Effect::None),
             );
-            // Rounded to the second; a loaded machine may take a while.
-            let lowest = if session.short { 0 } else { ttl - 30 };
+            // The deadline clamps the expiry (SPEC 6.1). Rounded to the
+            // second; a loaded machine may take a while.
+            let highest = session.maxlife.map_or(ttl, |s| s.min(ttl));
+            let lowest = if session.short { 0 } else { highest - 30 };
             round.push(
                 i,
                 "SESSIONGATE.TTL",
                 &[SIGN_KEY, t],
-                Expect::Seconds(lowest, ttl),
+                Expect::Seconds(lowest, highest),
             );
             round.push(
                 i,
@@ -591,12 +823,22 @@ impl Worker {
             }
             if rng.random_ratio(2, 100) {
                 let mut bad = token.clone();
-                bad[83] = b'Z'; // not lowercase hex
+                if let Some(last) = bad.last_mut() {
+                    *last = b'Z'; // not lowercase hex
+                }
                 round.push(
                     i,
                     "SESSIONGATE.PGET",
                     &[SIGN_KEY, &bad, USER],
                     Expect::Error(MALFORMED_TOKEN),
+                );
+            }
+            if rng.random_ratio(1, 100) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[NOPE_RING, t, USER],
+                    Expect::Error(UNKNOWN_RING.as_str()),
                 );
             }
             match rng.random_range(0..100) {
@@ -793,7 +1035,7 @@ fn a_million_sessions_through_every_command_leave_memory_where_it_started() {
 /// Sessions of the warm-up run, not counted: see `soak`.
 const WARMUP_SESSIONS: u64 = 4_000;
 
-const COUNTERS: [&str; 9] = [
+const COUNTERS: [&str; 11] = [
     "sessions_started",
     "sessions_ended",
     "sessions_ended_by_expire_0",
@@ -803,6 +1045,8 @@ const COUNTERS: [&str; 9] = [
     "signature_failures",
     "malformed_tokens",
     "missing_sessions",
+    "unknown_rings",
+    "ids_drawn",
 ];
 
 fn counters(con: &mut Connection) -> Vec<u64> {
@@ -817,7 +1061,7 @@ fn counters(con: &mut Connection) -> Vec<u64> {
 }
 
 /// What a drive did, as INFO sessiongate counts it (COUNTERS' order).
-fn expected_counters(tally: &Tally) -> [u64; 9] {
+fn expected_counters(tally: &Tally) -> [u64; COUNTERS.len()] {
     [
         tally.started,
         tally.ended,
@@ -828,6 +1072,11 @@ fn expected_counters(tally: &Tally) -> [u64; 9] {
         tally.signature_failures,
         tally.malformed_tokens,
         tally.missing_sessions,
+        tally.unknown_rings,
+        // One id drawn per token minted: in standalone a drawn id is taken
+        // only when it collides with a live one, which for ids of 62^16
+        // values and at most a million sessions does not happen.
+        tally.started,
     ]
 }
 
@@ -840,9 +1089,54 @@ fn drain(con: &mut Connection) -> u64 {
     dbsize(con)
 }
 
+/// Sessions `ids` in two halves: the first with `sessiongate.token-version`
+/// 1, the second with 2 (each its own `drive`, as the config is the whole
+/// server's). What the halves add up to, as `drive`.
+fn drive_both_versions(
+    server: &Server,
+    ids: std::ops::Range<u64>,
+    connections: u64,
+    deadline: Duration,
+    seed: u64,
+    report: bool,
+) -> (Tally, Vec<String>, u64) {
+    let started = Instant::now();
+    let middle = ids.start + (ids.end - ids.start) / 2;
+    let mut control = server.connection();
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    let mut peak_keys = 0;
+    for (version, half) in [(1, ids.start..middle), (2, middle..ids.end)] {
+        let set: redis::RedisResult<Value> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("sessiongate.token-version")
+            .arg(version)
+            .query(&mut control);
+        if let Err(e) = set {
+            failures.push(format!(
+                "CONFIG SET sessiongate.token-version {version}: {e}"
+            ));
+            break;
+        }
+        if report {
+            println!("  token-version {version}: sessions {half:?}");
+        }
+        let left = deadline.saturating_sub(started.elapsed());
+        let (t, f, peak) = drive(server, half, connections, left, seed, report, version == 2);
+        tally.merge(&t);
+        peak_keys = peak_keys.max(peak);
+        failures.extend(f);
+        if !failures.is_empty() {
+            break;
+        }
+    }
+    (tally, failures, peak_keys)
+}
+
 /// Sessions `ids` spread over `connections` connections, each on a thread;
-/// progress every 10 s if `report`. The sum of the tallies, each
-/// connection's failure, and the largest DBSIZE seen.
+/// progress every 10 s if `report`; `v2` when the server's token-version
+/// is 2. The sum of the tallies, each connection's failure, and the
+/// largest DBSIZE seen.
 fn drive(
     server: &Server,
     ids: std::ops::Range<u64>,
@@ -850,6 +1144,7 @@ fn drive(
     deadline: Duration,
     seed: u64,
     report: bool,
+    v2: bool,
 ) -> (Tally, Vec<String>, u64) {
     let abort = AtomicBool::new(false);
     let progress = AtomicU64::new(0);
@@ -875,6 +1170,7 @@ fn drive(
                             ),
                             con,
                             tally: Tally::default(),
+                            v2,
                         };
                         worker
                             .run(first..last, abort, progress)
@@ -948,7 +1244,8 @@ fn soak(
     // (`latency-tracking`, on by default), about 72 KB for each command the
     // first time it is called, 10 module commands and the ones used here.
     let warmup = sessions..sessions + WARMUP_SESSIONS;
-    let (_, warmup_failures, _) = drive(server, warmup, connections, deadline, seed, false);
+    let (_, warmup_failures, _) =
+        drive_both_versions(server, warmup, connections, deadline, seed, false);
     if !warmup_failures.is_empty() {
         return warmup_failures;
     }
@@ -974,7 +1271,7 @@ fn soak(
 
     let started = Instant::now();
     let (tally, mut failures, peak_keys) =
-        drive(server, 0..sessions, connections, deadline, seed, true);
+        drive_both_versions(server, 0..sessions, connections, deadline, seed, true);
     let elapsed = started.elapsed();
 
     // The module's counters against what the replies add up to.
@@ -1055,6 +1352,14 @@ fn soak(
         ),
     );
     row(
+        "tokens",
+        format!(
+            "v1 {}, v2 {}",
+            tally.started - tally.v2_started,
+            tally.v2_started
+        ),
+    );
+    row(
         "visited after their ttl, gone",
         tally.checked_expired.to_string(),
     );
@@ -1068,8 +1373,11 @@ fn soak(
     row(
         "errors (all expected)",
         format!(
-            "no session {}, forged {}, malformed {}",
-            tally.missing_sessions, tally.signature_failures, tally.malformed_tokens
+            "no session {}, forged {}, malformed {}, unknown ring {}",
+            tally.missing_sessions,
+            tally.signature_failures,
+            tally.malformed_tokens,
+            tally.unknown_rings
         ),
     );
     row(
