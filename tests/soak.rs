@@ -17,8 +17,11 @@
 //! * a few refused calls on purpose: a wrong sign key, a malformed token, a
 //!   keyring that does not exist, a payload that was deleted;
 //! * a second visit to the long sessions some batches later: their payloads
-//!   are read back and overwritten, then they are ended, or given a ttl of
-//!   1–2 s to expire by themselves;
+//!   are read back and overwritten; a quarter are rotated (v1 and v2 alike;
+//!   the expiry kept, moved with TTL, or a few TTL 0, which ends the
+//!   session): the new token must be v2 in the same slot, the old one must
+//!   find no session at once, and the new one the payloads carried over;
+//!   then they are ended, or given a ttl of 1–2 s to expire by themselves;
 //! * a last visit to half of the sessions left to time out, once their ttl
 //!   has passed: PGET (and sometimes PSET) must find no session.
 //!
@@ -219,6 +222,15 @@ fn v2_tag(token: &[u8]) -> Option<&[u8]> {
         .then_some(tag)
 }
 
+/// The canonical tag of the slot a session is in: a v2 token's own; for
+/// v1, the whole token's (it is its keys' hash tag in a cluster).
+fn slot_tag(token: &[u8]) -> &[u8] {
+    match v2_tag(token) {
+        Some(tag) => tag,
+        None => canonical_tag(key_hash_slot(token)),
+    }
+}
+
 /// A RESP2 map (a flat array of name, value, …) by name.
 fn fields(reply: &Value) -> Option<BTreeMap<Vec<u8>, Value>> {
     let Value::Array(items) = reply else {
@@ -266,6 +278,9 @@ struct Tally {
     /// Of `started`, the v2 tokens.
     v2_started: u64,
     unknown_rings: u64,
+    rotated: u64,
+    /// Of `rotated`, v1 sessions that became v2.
+    rotated_v1: u64,
 }
 
 impl Tally {
@@ -288,6 +303,8 @@ impl Tally {
         self.checked_expired += other.checked_expired;
         self.v2_started += other.v2_started;
         self.unknown_rings += other.unknown_rings;
+        self.rotated += other.rotated;
+        self.rotated_v1 += other.rotated_v1;
     }
 }
 
@@ -308,6 +325,11 @@ enum Expect {
     Token,
     /// INSPECT: what the session is, with this many payloads.
     Inspect(i64),
+    /// ROTATE: a v2 token in the session's slot; it becomes the session's
+    /// (and with `ends`, a TTL of 0, the session is over).
+    Rotated {
+        ends: bool,
+    },
     Ok(Effect),
     Data(Vec<u8>),
     Many(Vec<Option<Vec<u8>>>),
@@ -346,6 +368,8 @@ struct Session {
     /// START's MAXLIFE: the session's deadline is this long after it began.
     maxlife: Option<i64>,
     label: Option<Vec<u8>>,
+    /// The highest TTL the session may show once the driver set its expiry.
+    ttl_high: i64,
 }
 
 /// One pipeline and what each of its replies must be.
@@ -465,6 +489,20 @@ fn check(
             session.token = token.to_vec();
             tally.started += 1;
             tally.v2_started += u64::from(session.v2);
+        }
+        Expect::Rotated { ends } => {
+            let Some(token) = bulk(&reply) else {
+                return unexpected();
+            };
+            match v2_tag(token) {
+                Some(tag) if tag == slot_tag(&session.token) => {}
+                _ => return unexpected(),
+            }
+            tally.rotated += 1;
+            tally.rotated_v1 += u64::from(!session.v2);
+            session.token = token.to_vec();
+            session.v2 = true;
+            session.gone = *ends;
         }
         Expect::Inspect(payloads) => {
             let Some(got) = fields(&reply) else {
@@ -709,6 +747,7 @@ impl Worker {
                 v2: self.v2 || args.len() > 2,
                 maxlife,
                 label: label_text.clone(),
+                ttl_high: 0,
             });
             round.push(index, "SESSIONGATE.START", &args, Expect::Token);
         }
@@ -786,6 +825,7 @@ impl Worker {
             // The deadline clamps the expiry (SPEC 6.1). Rounded to the
             // second; a loaded machine may take a while.
             let highest = session.maxlife.map_or(ttl, |s| s.min(ttl));
+            session.ttl_high = highest;
             let lowest = if session.short { 0 } else { highest - 30 };
             round.push(
                 i,
@@ -874,11 +914,17 @@ impl Worker {
     }
 
     /// A long session, batches later: its payloads read back and one
-    /// overwritten; then END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s (40%).
+    /// overwritten; then, for 25%, ROTATE (keeping the expiry, with TTL 600–900
+    /// s, or a few with TTL 0, which ends it): the old token must find no
+    /// session at once, and, in a second round, the new one the payloads
+    /// carried over (and its expiry, and what INSPECT shows). Then END
+    /// (40%), EXPIRE 0 (20%) or a ttl of 1–2 s (40%), with the token the
+    /// session has by then.
     fn revisit(&mut self, sessions: &mut [Session]) -> Result<(), String> {
         let seed = self.seed;
         let rng = &mut self.rng;
         let mut round = Round::new();
+        let mut rotated = Vec::new();
         for (i, session) in sessions.iter_mut().enumerate() {
             let t = session.token.as_slice();
             let user = payload(seed, session.id, 0);
@@ -905,32 +951,116 @@ impl Worker {
                 &[SIGN_KEY, t, USER],
                 Expect::Data(user2),
             );
-            match rng.random_range(0..100) {
-                0..=39 => round.push(
-                    i,
-                    "SESSIONGATE.END",
-                    &[SIGN_KEY, t],
-                    Expect::Ok(Effect::Ended),
-                ),
-                40..=59 => round.push(
-                    i,
-                    "SESSIONGATE.EXPIRE",
-                    &[SIGN_KEY, t, b"0"],
-                    Expect::Ok(Effect::EndedByExpire0),
-                ),
-                _ => {
-                    let ttl = rng.random_range(1..=2).to_string();
-                    round.push(
-                        i,
-                        "SESSIONGATE.EXPIRE",
-                        &[SIGN_KEY, t, ttl.as_bytes()],
-                        Expect::Ok(Effect::None),
-                    );
-                    session.visit_when_expired = rng.random_ratio(50, 100);
-                }
+            if !rng.random_ratio(25, 100) {
+                finish(rng, &mut round, i, session);
+                continue;
             }
+            let ttl = match rng.random_range(0..100) {
+                0..=2 => Some(0),
+                3..=32 => Some(rng.random_range(600..=900)),
+                _ => None,
+            };
+            let ttl_arg = ttl.map(|s| s.to_string());
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, t];
+            if let Some(s) = &ttl_arg {
+                args.extend([&b"TTL"[..], s.as_bytes()]);
+            }
+            round.push(
+                i,
+                "SESSIONGATE.ROTATE",
+                &args,
+                Expect::Rotated {
+                    ends: ttl == Some(0),
+                },
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Error(NO_SESSION),
+            );
+            if rng.random_ratio(20, 100) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PSET",
+                    &[SIGN_KEY, t, USER, b"with the old token"],
+                    Expect::Error(NO_SESSION),
+                );
+            }
+            // The expiry the new token must show: kept, or TTL's.
+            if let Some(s) = ttl.filter(|&s| s > 0) {
+                session.ttl_high = session.maxlife.map_or(s, |m| m.min(s));
+            }
+            rotated.push(i);
+        }
+        round.run(&mut self.con, sessions, &mut self.tally)?;
+        if rotated.is_empty() {
+            return Ok(());
+        }
+        let rng = &mut self.rng;
+        let mut round = Round::new();
+        for i in rotated {
+            let session = &mut sessions[i];
+            let t = session.token.as_slice();
+            if session.gone {
+                // ROTATE TTL 0: the new token's session never began.
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, t, USER],
+                    Expect::Error(NO_SESSION),
+                );
+                continue;
+            }
+            let mut all = vec![
+                (USER.to_vec(), payload(seed, session.id, 3)),
+                (PREFS.to_vec(), payload(seed, session.id, 2)),
+            ];
+            all.sort();
+            round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            let high = session.ttl_high;
+            round.push(
+                i,
+                "SESSIONGATE.TTL",
+                &[SIGN_KEY, t],
+                Expect::Seconds(high - 120, high),
+            );
+            if rng.random_ratio(30, 100) {
+                round.push(i, "SESSIONGATE.INSPECT", &[SIGN_KEY, t], Expect::Inspect(2));
+            }
+            finish(rng, &mut round, i, session);
         }
         round.run(&mut self.con, sessions, &mut self.tally)
+    }
+}
+
+/// A revisited session's end: END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s
+/// (40%), half of those visited again once it has passed.
+fn finish(rng: &mut StdRng, round: &mut Round, i: usize, session: &mut Session) {
+    let t = session.token.as_slice();
+    match rng.random_range(0..100) {
+        0..=39 => round.push(
+            i,
+            "SESSIONGATE.END",
+            &[SIGN_KEY, t],
+            Expect::Ok(Effect::Ended),
+        ),
+        40..=59 => round.push(
+            i,
+            "SESSIONGATE.EXPIRE",
+            &[SIGN_KEY, t, b"0"],
+            Expect::Ok(Effect::EndedByExpire0),
+        ),
+        _ => {
+            let ttl = rng.random_range(1..=2).to_string();
+            round.push(
+                i,
+                "SESSIONGATE.EXPIRE",
+                &[SIGN_KEY, t, ttl.as_bytes()],
+                Expect::Ok(Effect::None),
+            );
+            session.visit_when_expired = rng.random_ratio(50, 100);
+        }
     }
 }
 
@@ -1035,7 +1165,7 @@ fn a_million_sessions_through_every_command_leave_memory_where_it_started() {
 /// Sessions of the warm-up run, not counted: see `soak`.
 const WARMUP_SESSIONS: u64 = 4_000;
 
-const COUNTERS: [&str; 11] = [
+const COUNTERS: &[&str] = &[
     "sessions_started",
     "sessions_ended",
     "sessions_ended_by_expire_0",
@@ -1047,6 +1177,7 @@ const COUNTERS: [&str; 11] = [
     "missing_sessions",
     "unknown_rings",
     "ids_drawn",
+    "sessions_rotated",
 ];
 
 fn counters(con: &mut Connection) -> Vec<u64> {
@@ -1076,7 +1207,8 @@ fn expected_counters(tally: &Tally) -> [u64; COUNTERS.len()] {
         // One id drawn per token minted: in standalone a drawn id is taken
         // only when it collides with a live one, which for ids of 62^16
         // values and at most a million sessions does not happen.
-        tally.started,
+        tally.started + tally.rotated,
+        tally.rotated,
     ]
 }
 
@@ -1357,6 +1489,13 @@ fn soak(
             "v1 {}, v2 {}",
             tally.started - tally.v2_started,
             tally.v2_started
+        ),
+    );
+    row(
+        "rotated",
+        format!(
+            "{} (of them v1, now v2: {})",
+            tally.rotated, tally.rotated_v1
         ),
     );
     row(
