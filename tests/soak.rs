@@ -23,13 +23,27 @@
 //!   find no session at once, and the new one the payloads carried over;
 //!   then they are ended, or given a ttl of 1–2 s to expire by themselves;
 //! * a last visit to half of the sessions left to time out, once their ttl
-//!   has passed: PGET (and sometimes PSET) must find no session.
+//!   has passed: PGET (and sometimes PSET) must find no session;
+//! * owners, one per 250 sessions (4,000 for a million), each with a LIMIT
+//!   of 2 to 5 and a connection of its own, visited a dozen times each
+//!   between batches (`visit_owners`): OSTART with LIMIT (EVICT or REJECT),
+//!   MAXLIFE and LABEL, OLIST twice a visit, payloads on the owned
+//!   sessions, ROTATE, EXPIRE, END, EXPIRE 0, OEND (all, EXCEPT, ID), an
+//!   owned session left to time out (its stale index entry skipped, then
+//!   pruned); at the end every owner's sessions are ended by OEND (or OEND
+//!   EXCEPT and END), so that no index is left. A model of each owner's
+//!   sessions decides every reply: which sessions an OSTART evicts (those
+//!   that expire first, as OLIST showed their expiries), OEND's count, and
+//!   OLIST's entries, oldest first, with their exact `created`, `expires`
+//!   (OSTART's is `created` + min(ttl, maxlife)), deadline and label.
 //!
 //! Every reply is checked against what the session must hold. The one reply
 //! that may stand in for the expected one is `the session id contained in
 //! <token> does not exist`, and only for a session with a short ttl (it may
 //! have timed out); once a session is gone it must stay gone. At the end the
-//! module's INFO counters must equal what the replies add up to.
+//! module's INFO counters must equal what the replies add up to: the
+//! rotations, the evictions the model predicted, the sessions OEND counted,
+//! and one id drawn per token minted among them.
 //!
 //! Then every session has ended or is about to expire: DBSIZE must reach 0
 //! (active expiry included) within a minute, and `used_memory`, once the
@@ -281,6 +295,13 @@ struct Tally {
     rotated: u64,
     /// Of `rotated`, v1 sessions that became v2.
     rotated_v1: u64,
+    /// Of `started`, by OSTART.
+    owned_started: u64,
+    evicted: u64,
+    ended_by_owner: u64,
+    owner_visits: u64,
+    /// OLIST entries checked.
+    listed: u64,
 }
 
 impl Tally {
@@ -305,6 +326,11 @@ impl Tally {
         self.unknown_rings += other.unknown_rings;
         self.rotated += other.rotated;
         self.rotated_v1 += other.rotated_v1;
+        self.owned_started += other.owned_started;
+        self.evicted += other.evicted;
+        self.ended_by_owner += other.ended_by_owner;
+        self.owner_visits += other.owner_visits;
+        self.listed += other.listed;
     }
 }
 
@@ -616,6 +642,9 @@ struct Worker {
     tally: Tally,
     /// The server's token-version is 2 for this drive.
     v2: bool,
+    owners: Vec<Owner>,
+    /// The owner visited next.
+    next_owner: usize,
 }
 
 impl Worker {
@@ -654,6 +683,7 @@ impl Worker {
                     self.visit_expired(&mut gone)?;
                 }
             }
+            self.visit_owners()?;
             progress.fetch_add(end - next, Ordering::Relaxed);
             next = end;
         }
@@ -666,7 +696,7 @@ impl Worker {
             sleep(at.saturating_duration_since(Instant::now()));
             self.visit_expired(&mut gone)?;
         }
-        Ok(())
+        self.close_owners()
     }
 
     /// Sessions whose ttl of at most 3 s has passed: every command on them
@@ -1034,6 +1064,311 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Up to OWNER_VISITS owners, in turn, each visited in one pipeline:
+    ///
+    /// 1. the tokens of its sessions that are over must find none;
+    /// 2. payloads set on its sessions that have none, read back on some,
+    ///    and INSPECT on a few;
+    /// 3. at most one change: ROTATE (the old token then finds nothing),
+    ///    EXPIRE 600–900 s, END, EXPIRE 0, or OEND (all, EXCEPT a token, ID
+    ///    some ids and one that is no one's, or a malformed id);
+    /// 4. OLIST, which must list exactly the live sessions;
+    /// 5. OSTART with LIMIT (EVICT, said or not, 90%; REJECT 10%), MAXLIFE
+    ///    and LABEL for some, in any order, and ttl 0 for a few;
+    /// 6. OLIST again: the new session there, the evicted ones gone;
+    /// 7. for a few, EXPIRE 1 s on a session, and the owner rests until it
+    ///    has surely timed out (then its index entry is stale, which OLIST
+    ///    must skip and the next OSTART or OEND prune).
+    fn visit_owners(&mut self) -> Result<(), String> {
+        let n = self.owners.len();
+        let now = Instant::now();
+        let mut round = OwnerRound::new();
+        let mut visited = 0;
+        for _ in 0..n {
+            if visited == OWNER_VISITS {
+                break;
+            }
+            let o = self.next_owner;
+            self.next_owner = (o + 1) % n;
+            if self.owners[o].quiet_until.is_some_and(|at| at > now) {
+                continue;
+            }
+            self.owners[o].quiet_until = None;
+            self.visit_owner(&mut round, o);
+            visited += 1;
+        }
+        round.run(&mut self.con, &mut self.owners, self.seed, &mut self.tally)
+    }
+
+    fn visit_owner(&mut self, round: &mut OwnerRound, o: usize) {
+        let seed = self.seed;
+        let rng = &mut self.rng;
+        let owner = &mut self.owners[o];
+        self.tally.owner_visits += 1;
+        let name = owner.name.as_slice();
+        for token in owner.dead.drain(..) {
+            round.push(
+                o,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, &token, USER],
+                OwnerExpect::Gone,
+            );
+        }
+        for s in owner.live.iter().filter(|s| !s.payloads) {
+            let all = owned_payloads(seed, owner.number, s.serial);
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, &s.token];
+            for (name, data) in &all {
+                args.extend([name.as_slice(), data.as_slice()]);
+            }
+            round.push(
+                o,
+                "SESSIONGATE.PMSET",
+                &args,
+                OwnerExpect::Pmset(s.token.clone()),
+            );
+        }
+        let tokens: Vec<Vec<u8>> = owner.live.iter().map(|s| s.token.clone()).collect();
+        let pick = |rng: &mut StdRng| tokens[rng.random_range(0..tokens.len())].clone();
+        if !tokens.is_empty() && rng.random_ratio(40, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.PGETALL",
+                &[SIGN_KEY, &t],
+                OwnerExpect::Pgetall(t.clone()),
+            );
+        }
+        if !tokens.is_empty() && rng.random_ratio(5, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.INSPECT",
+                &[SIGN_KEY, &t],
+                OwnerExpect::Inspect(t.clone()),
+            );
+        }
+        let draw = rng.random_range(0..100);
+        match draw {
+            _ if tokens.is_empty() && draw < 31 => {}
+            0..=14 => {
+                let t = pick(rng);
+                let ttl = rng
+                    .random_ratio(30, 100)
+                    .then(|| rng.random_range(600..=900));
+                let ttl_arg = ttl.map(|s| s.to_string());
+                let mut args: Vec<&[u8]> = vec![SIGN_KEY, &t];
+                if let Some(s) = &ttl_arg {
+                    args.extend([&b"ttl"[..], s.as_bytes()]);
+                }
+                round.push(
+                    o,
+                    "SESSIONGATE.ROTATE",
+                    &args,
+                    OwnerExpect::Rotate(t.clone(), ttl),
+                );
+                round.push(
+                    o,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, &t, USER],
+                    OwnerExpect::Gone,
+                );
+            }
+            15..=22 => {
+                let t = pick(rng);
+                let ttl = rng.random_range(600..=900);
+                round.push(
+                    o,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, &t, ttl.to_string().as_bytes()],
+                    OwnerExpect::Expire(t.clone(), ttl),
+                );
+            }
+            23..=27 => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.END",
+                    &[SIGN_KEY, &t],
+                    OwnerExpect::End(t.clone()),
+                );
+            }
+            28..=30 => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, &t, b"0"],
+                    OwnerExpect::Expire(t.clone(), 0),
+                );
+            }
+            31..=32 => round.push(
+                o,
+                "SESSIONGATE.OEND",
+                &[SIGN_KEY, name],
+                OwnerExpect::Oend(Oend::All),
+            ),
+            33..=34 if !tokens.is_empty() => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.OEND",
+                    &[SIGN_KEY, name, b"EXCEPT", &t],
+                    OwnerExpect::Oend(Oend::Except(t.clone())),
+                );
+            }
+            35..=37 if !tokens.is_empty() => {
+                let mut ids: Vec<Vec<u8>> = tokens
+                    .iter()
+                    .filter(|_| rng.random_ratio(1, 2))
+                    .map(|t| token_id(t).to_vec())
+                    .collect();
+                // An id that is no session's: skipped.
+                ids.push(
+                    (0..16)
+                        .map(|_| {
+                            b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                [rng.random_range(0..62)]
+                        })
+                        .collect(),
+                );
+                let mut args: Vec<&[u8]> = vec![SIGN_KEY, name, b"id"];
+                args.extend(ids.iter().map(Vec::as_slice));
+                round.push(
+                    o,
+                    "SESSIONGATE.OEND",
+                    &args,
+                    OwnerExpect::Oend(Oend::Ids(ids.clone())),
+                );
+            }
+            38 => round.push(
+                o,
+                "SESSIONGATE.OEND",
+                &[SIGN_KEY, name, b"ID", b"not-an-id!"],
+                OwnerExpect::BadId,
+            ),
+            _ => {}
+        }
+        round.push(
+            o,
+            "SESSIONGATE.OLIST",
+            &[SIGN_KEY, name],
+            OwnerExpect::Olist,
+        );
+        let ttl = match rng.random_ratio(3, 100) {
+            true => 0,
+            false => rng.random_range(600..=900),
+        };
+        let maxlife = rng.random_ratio(30, 100).then(|| rng.random_range(MAXLIFE));
+        let label_text = rng.random_ratio(50, 100).then(|| {
+            let id = OWNED | (owner.number << 24) | (owner.serials + 1);
+            label(seed, id, rng.random_range(1..=64))
+        });
+        let reject = rng.random_ratio(10, 100);
+        let (ttl_arg, maxlife_arg) = (ttl.to_string(), maxlife.map(|m| m.to_string()));
+        let limit = owner.limit.to_string();
+        let mut options: Vec<Vec<&[u8]>> = vec![match (reject, rng.random_range(0..2)) {
+            (true, _) => vec![b"LIMIT", limit.as_bytes(), b"REJECT"],
+            (false, 0) => vec![b"limit", limit.as_bytes()],
+            (false, _) => vec![b"LIMIT", limit.as_bytes(), b"evict"],
+        }];
+        if let Some(m) = &maxlife_arg {
+            options.push(vec![b"MAXLIFE", m.as_bytes()]);
+        }
+        if let Some(l) = &label_text {
+            options.push(vec![b"LABEL", l]);
+        }
+        let turn = rng.random_range(0..options.len());
+        options.rotate_left(turn);
+        let mut args: Vec<&[u8]> = vec![SIGN_KEY, name, ttl_arg.as_bytes()];
+        args.extend(options.iter().flatten());
+        round.push(
+            o,
+            "SESSIONGATE.OSTART",
+            &args,
+            OwnerExpect::Ostart {
+                ttl,
+                maxlife,
+                label: label_text.clone(),
+                reject,
+            },
+        );
+        round.push(
+            o,
+            "SESSIONGATE.OLIST",
+            &[SIGN_KEY, name],
+            OwnerExpect::Olist,
+        );
+        if !tokens.is_empty() && rng.random_ratio(4, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.EXPIRE",
+                &[SIGN_KEY, &t, b"1"],
+                OwnerExpect::Expire(t.clone(), 1),
+            );
+        }
+    }
+
+    /// The end of a drive: once every owner's short session has timed out,
+    /// each owner's sessions are ended, by OEND (70%) or by OEND EXCEPT one
+    /// and END of that one (the index then loses its last member through
+    /// END), and OLIST must list none: no session and no index is left.
+    fn close_owners(&mut self) -> Result<(), String> {
+        if let Some(at) = self.owners.iter().filter_map(|o| o.quiet_until).max() {
+            sleep(at.saturating_duration_since(Instant::now()));
+        }
+        let n = self.owners.len();
+        for first in (0..n).step_by(OWNERS_CLOSED_PER_ROUND) {
+            let mut round = OwnerRound::new();
+            for o in first..n.min(first + OWNERS_CLOSED_PER_ROUND) {
+                let owner = &mut self.owners[o];
+                let name = owner.name.as_slice();
+                for token in owner.dead.drain(..) {
+                    round.push(
+                        o,
+                        "SESSIONGATE.PGET",
+                        &[SIGN_KEY, &token, USER],
+                        OwnerExpect::Gone,
+                    );
+                }
+                if !owner.live.is_empty() && self.rng.random_ratio(30, 100) {
+                    let t = owner.live[self.rng.random_range(0..owner.live.len())]
+                        .token
+                        .clone();
+                    round.push(
+                        o,
+                        "SESSIONGATE.OEND",
+                        &[SIGN_KEY, name, b"except", &t],
+                        OwnerExpect::Oend(Oend::Except(t.clone())),
+                    );
+                    round.push(
+                        o,
+                        "SESSIONGATE.END",
+                        &[SIGN_KEY, &t],
+                        OwnerExpect::End(t.clone()),
+                    );
+                } else {
+                    round.push(
+                        o,
+                        "SESSIONGATE.OEND",
+                        &[SIGN_KEY, name],
+                        OwnerExpect::Oend(Oend::All),
+                    );
+                }
+                round.push(
+                    o,
+                    "SESSIONGATE.OLIST",
+                    &[SIGN_KEY, name],
+                    OwnerExpect::Olist,
+                );
+            }
+            round.run(&mut self.con, &mut self.owners, self.seed, &mut self.tally)?;
+        }
+        Ok(())
+    }
+}
+
 /// A revisited session's end: END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s
 /// (40%), half of those visited again once it has passed.
 fn finish(rng: &mut StdRng, round: &mut Round, i: usize, session: &mut Session) {
@@ -1070,6 +1405,532 @@ fn take_expiring(sessions: Vec<Session>) -> Vec<Session> {
         .into_iter()
         .filter(|s| s.visit_when_expired)
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Owners (SPEC 6.3). Each connection has owners of its own, so what an
+// owner holds is known exactly between its visits, and every OSTART's
+// evictions, OEND's count and OLIST's entries are decided by the model.
+
+/// Sessions of a drive per owner: a million sessions give 4,000 owners.
+const SESSIONS_PER_OWNER: u64 = 250;
+/// Owners a connection visits after each batch (owners waiting for a
+/// session of theirs to time out are skipped).
+const OWNER_VISITS: usize = 12;
+/// Owners closed in one pipeline at the end.
+const OWNERS_CLOSED_PER_ROUND: usize = 100;
+/// Owned sessions' payloads derive from ids past any session's.
+const OWNED: u64 = 1 << 62;
+/// SPEC 6: an OEND ID that is not 16 of [A-Za-z0-9].
+const BAD_ID: &str = "<id> format is invalid";
+
+/// SPEC 6: LIMIT reached with REJECT.
+fn too_many_sessions(limit: usize) -> String {
+    format!("the owner has reached the maximum number of sessions allowed of {limit}")
+}
+
+/// Owner `k` of a drive whose names start with `prefix`: plain, with a hash
+/// tag some owners share (so their indexes share a slot), binary, with
+/// `{}` (the whole name is hashed) and with nested braces.
+fn owner_name(prefix: &str, k: u64) -> Vec<u8> {
+    match k % 5 {
+        0 => format!("{prefix}-user-{k}").into_bytes(),
+        1 => format!("{prefix}-u{{team{}}}-{k}", k / 10).into_bytes(),
+        2 => [&b"\xff\0"[..], format!("{prefix} {k}").as_bytes()].concat(),
+        3 => format!("{{}}{prefix}-{k}").into_bytes(),
+        _ => format!("{prefix}-a{{b{{c}}d}}-{k}").into_bytes(),
+    }
+}
+
+/// When an owned session expires, as far as the model knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// As OLIST or INSPECT showed it, Unix ms.
+    Exact(i64),
+    /// Set by a call between these client times (plus the ttl).
+    Between(i64, i64),
+}
+
+struct Owned {
+    /// Its payloads derive from this, which ROTATE does not change.
+    serial: u64,
+    token: Vec<u8>,
+    /// Unix ms, once OLIST has shown it.
+    created: Option<i64>,
+    /// The client's clock around the OSTART.
+    started: (i64, i64),
+    expires: Expiry,
+    /// Until OLIST first shows it: OSTART set the expiry this many ms after
+    /// `created` (min(ttl, maxlife)), exactly.
+    fresh: Option<i64>,
+    maxlife: Option<i64>,
+    label: Option<Vec<u8>>,
+    /// USER and CART set.
+    payloads: bool,
+}
+
+impl Owned {
+    fn id(&self) -> &[u8] {
+        token_id(&self.token)
+    }
+
+    fn deadline(&self) -> Option<i64> {
+        Some(self.created? + self.maxlife? * 1000)
+    }
+
+    /// An expiry `ttl` s after a call made between `t0` and `t1`, clamped
+    /// by the deadline.
+    fn moved(&self, ttl: i64, (t0, t1): (i64, i64)) -> Expiry {
+        let clamp = |at: i64| self.deadline().map_or(at, |d| at.min(d));
+        Expiry::Between(clamp(t0 + ttl * 1000), clamp(t1 + ttl * 1000))
+    }
+}
+
+struct Owner {
+    name: Vec<u8>,
+    /// The canonical tag of the owner's slot: every session of the owner's
+    /// must carry it.
+    tag: &'static [u8],
+    /// OSTART's LIMIT for this owner: 2 to 5.
+    limit: usize,
+    number: u64,
+    serials: u64,
+    /// The live sessions, oldest first.
+    live: Vec<Owned>,
+    /// Tokens whose sessions are over (evicted, ended, timed out, or never
+    /// began): the next visit checks that they find none.
+    dead: Vec<Vec<u8>>,
+    /// A session of the owner's was given a ttl of 1 s: not visited before
+    /// this, when it has surely expired.
+    quiet_until: Option<Instant>,
+}
+
+impl Owner {
+    fn new(prefix: &str, k: u64) -> Self {
+        let name = owner_name(prefix, k);
+        Owner {
+            tag: canonical_tag(key_hash_slot(&name)),
+            name,
+            limit: 2 + (k % 4) as usize,
+            number: k,
+            serials: 0,
+            live: Vec::new(),
+            dead: Vec::new(),
+            quiet_until: None,
+        }
+    }
+}
+
+/// The payloads of owned session `serial`: (name, data) by name.
+fn owned_payloads(seed: u64, number: u64, serial: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let id = OWNED | (number << 24) | serial;
+    let mut all = vec![
+        (USER.to_vec(), payload(seed, id, 0)),
+        (CART.to_vec(), payload(seed, id, 1)),
+    ];
+    all.sort();
+    all
+}
+
+#[derive(Debug)]
+enum Oend {
+    All,
+    Except(Vec<u8>),
+    Ids(Vec<Vec<u8>>),
+}
+
+/// What an owner command's reply must be. Where a command is sent with an
+/// owned session's token, what it must do is decided when its reply is
+/// checked: a session the model no longer has live (an earlier command of
+/// the pipeline evicted, ended or rotated it) must not be found.
+#[derive(Debug)]
+enum OwnerExpect {
+    /// The token's session is over.
+    Gone,
+    Pmset(Vec<u8>),
+    Pgetall(Vec<u8>),
+    Inspect(Vec<u8>),
+    Rotate(Vec<u8>, Option<i64>),
+    Expire(Vec<u8>, i64),
+    End(Vec<u8>),
+    Oend(Oend),
+    BadId,
+    Ostart {
+        ttl: i64,
+        maxlife: Option<i64>,
+        label: Option<Vec<u8>>,
+        reject: bool,
+    },
+    Olist,
+}
+
+impl OwnerExpect {
+    fn token(&self) -> Option<&[u8]> {
+        use OwnerExpect::*;
+        match self {
+            Pmset(t) | Pgetall(t) | Inspect(t) | Rotate(t, _) | Expire(t, _) | End(t) => Some(t),
+            Oend(self::Oend::Except(t)) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One pipeline of owner commands and what each reply must be.
+struct OwnerRound {
+    pipe: redis::Pipeline,
+    checks: Vec<(usize, &'static str, OwnerExpect)>,
+}
+
+impl OwnerRound {
+    fn new() -> Self {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        OwnerRound {
+            pipe,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Queues `command` for owner `index` (of the slice `run` gets).
+    fn push(&mut self, index: usize, command: &'static str, args: &[&[u8]], expect: OwnerExpect) {
+        let cmd = self.pipe.cmd(command);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.checks.push((index, command, expect));
+    }
+
+    fn run(
+        self,
+        con: &mut Connection,
+        owners: &mut [Owner],
+        seed: u64,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        if self.checks.is_empty() {
+            return Ok(());
+        }
+        let before = now_ms();
+        let replies: Vec<Value> = self
+            .pipe
+            .query(con)
+            .map_err(|e| format!("transport error: {e}"))?;
+        let window = (before, now_ms());
+        if replies.len() != self.checks.len() {
+            return Err(format!(
+                "{} replies to {} commands",
+                replies.len(),
+                self.checks.len()
+            ));
+        }
+        for ((index, command, expect), reply) in self.checks.into_iter().zip(replies) {
+            let owner = &mut owners[index];
+            tally.operations += 1;
+            *tally.by_command.entry(command).or_default() += 1;
+            check_owned(owner, &expect, reply, window, seed, tally).map_err(|problem| {
+                format!(
+                    "{command} for owner {:?} (limit {}, {} live sessions in the model): {problem}",
+                    String::from_utf8_lossy(&owner.name),
+                    owner.limit,
+                    owner.live.len(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn check_owned(
+    owner: &mut Owner,
+    expect: &OwnerExpect,
+    reply: Value,
+    window: (i64, i64),
+    seed: u64,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let error = match &reply {
+        Value::ServerError(e) => Some(error_text(e)),
+        _ => None,
+    };
+    let unexpected = |what: &dyn std::fmt::Debug| Err(format!("expected {what:?}, got {reply:?}"));
+    let at = match expect.token() {
+        None => 0,
+        Some(token) => match owner.live.iter().position(|s| s.token == token) {
+            Some(at) => at,
+            None => {
+                if error.as_deref() != Some(NO_SESSION) {
+                    return unexpected(&format!("{NO_SESSION}: the owner has no such session"));
+                }
+                tally.missing_sessions += 1;
+                return Ok(());
+            }
+        },
+    };
+    match expect {
+        OwnerExpect::Gone => {
+            if error.as_deref() != Some(NO_SESSION) {
+                return unexpected(&NO_SESSION);
+            }
+            tally.missing_sessions += 1;
+        }
+        OwnerExpect::BadId => {
+            if error.as_deref() != Some(BAD_ID) {
+                return unexpected(&BAD_ID);
+            }
+        }
+        OwnerExpect::Pmset(_) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            owner.live[at].payloads = true;
+            tally.payloads_set += 2;
+        }
+        OwnerExpect::Pgetall(_) => {
+            let s = &owner.live[at];
+            let want = match s.payloads {
+                true => owned_payloads(seed, owner.number, s.serial),
+                false => Vec::new(),
+            };
+            let same = matches!(&reply, Value::Array(items)
+            if items.len() == 2 * want.len()
+                && items.chunks(2).zip(&want).all(|(item, (name, data))| {
+                    bulk(&item[0]) == Some(name.as_slice()) && bulk(&item[1]) == Some(data)
+                }));
+            if !same {
+                return unexpected(&want);
+            }
+            tally.payloads_read += want.len() as u64;
+        }
+        OwnerExpect::Inspect(_) => {
+            let s = &mut owner.live[at];
+            let got = fields(&reply).filter(|f| f.len() == 9);
+            let expires = match got.as_ref().and_then(|f| f.get(&b"expires"[..])) {
+                Some(Value::Int(at)) => *at,
+                _ => return unexpected(&"INSPECT's 9 fields"),
+            };
+            let want = [
+                ("version", Value::Int(2)),
+                ("id", Value::BulkString(s.id().to_vec())),
+                ("created", int_or_nil(s.created)),
+                ("deadline", int_or_nil(s.deadline())),
+                ("owner", Value::BulkString(owner.name.clone())),
+                ("label", bulk_or_nil(s.label.as_deref())),
+                ("payloads", Value::Int(if s.payloads { 2 } else { 0 })),
+                ("stale", Value::Int(0)),
+            ];
+            let same = got.is_some_and(|got| {
+                want.iter()
+                    .all(|(name, value)| got.get(name.as_bytes()) == Some(value))
+            });
+            if !same || !expiry_agrees(s.expires, expires) {
+                return unexpected(&(want, s.expires));
+            }
+            s.expires = Expiry::Exact(expires);
+        }
+        OwnerExpect::Rotate(_, ttl) => {
+            let token = match bulk(&reply) {
+                Some(token) if v2_tag(token) == Some(owner.tag) => token,
+                _ => return unexpected(&"a v2 token in the owner's slot"),
+            };
+            let s = &mut owner.live[at];
+            s.token = token.to_vec();
+            if let Some(ttl) = ttl {
+                s.expires = s.moved(*ttl, window);
+                s.fresh = None;
+            }
+            tally.rotated += 1;
+        }
+        OwnerExpect::Expire(_, ttl) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            match ttl {
+                0 => {
+                    owner.dead.push(owner.live.remove(at).token);
+                    tally.ended_by_expire_0 += 1;
+                }
+                1..=3 => {
+                    owner.dead.push(owner.live.remove(at).token);
+                    owner.quiet_until = Some(Instant::now() + EXPIRED_AFTER);
+                }
+                _ => {
+                    let s = &mut owner.live[at];
+                    s.expires = s.moved(*ttl, window);
+                    s.fresh = None;
+                }
+            }
+        }
+        OwnerExpect::End(_) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            owner.dead.push(owner.live.remove(at).token);
+            tally.ended += 1;
+        }
+        OwnerExpect::Oend(which) => {
+            let ends = |s: &Owned| match which {
+                Oend::All => true,
+                Oend::Except(kept) => s.token != *kept,
+                Oend::Ids(ids) => ids.iter().any(|id| id == s.id()),
+            };
+            let n = owner.live.iter().filter(|s| ends(s)).count();
+            if reply != Value::Int(n as i64) {
+                return unexpected(&n);
+            }
+            let (ended, kept): (Vec<Owned>, Vec<Owned>) =
+                std::mem::take(&mut owner.live).into_iter().partition(ends);
+            owner.live = kept;
+            owner.dead.extend(ended.into_iter().map(|s| s.token));
+            tally.ended_by_owner += n as u64;
+        }
+        OwnerExpect::Ostart {
+            ttl,
+            maxlife,
+            label,
+            reject,
+        } => {
+            let minted = |reply: &Value| {
+                bulk(reply)
+                    .filter(|token| v2_tag(token) == Some(owner.tag))
+                    .map(<[u8]>::to_vec)
+            };
+            if *ttl == 0 {
+                // START's ttl 0: a token, nothing stored, nothing evicted.
+                let Some(token) = minted(&reply) else {
+                    return unexpected(&"a v2 token in the owner's slot");
+                };
+                owner.dead.push(token);
+                tally.started += 1;
+                tally.v2_started += 1;
+                tally.owned_started += 1;
+                return Ok(());
+            }
+            let live = owner.live.len();
+            if live >= owner.limit && *reject {
+                let text = too_many_sessions(owner.limit);
+                if error.as_deref() != Some(text.as_str()) {
+                    return unexpected(&text);
+                }
+                return Ok(());
+            }
+            let Some(token) = minted(&reply) else {
+                return unexpected(&"a v2 token in the owner's slot");
+            };
+            if live >= owner.limit {
+                // EVICT: the sessions that expire first, as the index
+                // orders them (score, then id), until the new one fits.
+                let mut order = Vec::with_capacity(live);
+                for (i, s) in owner.live.iter().enumerate() {
+                    let Expiry::Exact(at) = s.expires else {
+                        return Err(
+                            "the model does not know an expiry exactly before an eviction".into(),
+                        );
+                    };
+                    order.push((at, s.id().to_vec(), i));
+                }
+                order.sort();
+                let mut evicted: Vec<usize> =
+                    order[..=live - owner.limit].iter().map(|e| e.2).collect();
+                evicted.sort_unstable_by(|a, b| b.cmp(a));
+                for i in evicted {
+                    owner.dead.push(owner.live.remove(i).token);
+                    tally.evicted += 1;
+                }
+            }
+            let lifetime = maxlife.map_or(*ttl, |m| m.min(*ttl)) * 1000;
+            owner.serials += 1;
+            owner.live.push(Owned {
+                serial: owner.serials,
+                token,
+                created: None,
+                started: window,
+                expires: Expiry::Between(window.0 + lifetime, window.1 + lifetime),
+                fresh: Some(lifetime),
+                maxlife: *maxlife,
+                label: label.clone(),
+                payloads: false,
+            });
+            tally.started += 1;
+            tally.v2_started += 1;
+            tally.owned_started += 1;
+        }
+        OwnerExpect::Olist => check_olist(owner, &reply, tally)?,
+    }
+    Ok(())
+}
+
+/// An expiry read back against what the model knows.
+fn expiry_agrees(known: Expiry, at: i64) -> bool {
+    match known {
+        Expiry::Exact(known) => at == known,
+        Expiry::Between(lo, hi) => (lo - CLOCK_SLACK_MS..=hi + CLOCK_SLACK_MS).contains(&at),
+    }
+}
+
+/// OLIST: every live session of the owner's and no other, oldest first,
+/// each with what the model knows of it; what it did not know exactly yet
+/// (a new session's `created`, an expiry that was moved), it learns.
+fn check_olist(owner: &mut Owner, reply: &Value, tally: &mut Tally) -> Result<(), String> {
+    let Value::Array(entries) = reply else {
+        return Err(format!("expected an array, got {reply:?}"));
+    };
+    if entries.len() != owner.live.len() {
+        return Err(format!(
+            "{} sessions listed, the owner has {}: {reply:?}",
+            entries.len(),
+            owner.live.len()
+        ));
+    }
+    let mut previous: Option<(i64, Vec<u8>)> = None;
+    for entry in entries {
+        let bad = || format!("entry {entry:?} of {reply:?}");
+        let f = fields(entry).filter(|f| f.len() == 5).ok_or_else(bad)?;
+        let (Some(Value::BulkString(id)), Some(Value::Int(created)), Some(Value::Int(expires))) = (
+            f.get(&b"id"[..]),
+            f.get(&b"created"[..]),
+            f.get(&b"expires"[..]),
+        ) else {
+            return Err(bad());
+        };
+        if previous
+            .as_ref()
+            .is_some_and(|(at, first)| (*at, first.as_slice()) >= (*created, id.as_slice()))
+        {
+            return Err(format!("not oldest first: {reply:?}"));
+        }
+        previous = Some((*created, id.clone()));
+        let Some(s) = owner.live.iter_mut().find(|s| s.id() == id.as_slice()) else {
+            return Err(format!(
+                "{} is not a live session of the owner's: {reply:?}",
+                String::from_utf8_lossy(id)
+            ));
+        };
+        let was = s.created;
+        let created_agrees = match was {
+            Some(known) => known == *created,
+            None => (s.started.0 - CLOCK_SLACK_MS..=s.started.1 + CLOCK_SLACK_MS).contains(created),
+        };
+        s.created = Some(*created);
+        let fresh_agrees = s.fresh.take().is_none_or(|ms| *expires == created + ms);
+        let same = created_agrees
+            && fresh_agrees
+            && expiry_agrees(s.expires, *expires)
+            && f.get(&b"deadline"[..]) == Some(&int_or_nil(s.deadline()))
+            && f.get(&b"label"[..]) == Some(&bulk_or_nil(s.label.as_deref()));
+        if !same {
+            return Err(format!(
+                "{} (created {:?}, {:?}, maxlife {:?}, label {:?}) listed as {entry:?}",
+                String::from_utf8_lossy(id),
+                was,
+                s.expires,
+                s.maxlife,
+                s.label
+            ));
+        }
+        s.expires = Expiry::Exact(*expires);
+        tally.listed += 1;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1178,6 +2039,8 @@ const COUNTERS: &[&str] = &[
     "unknown_rings",
     "ids_drawn",
     "sessions_rotated",
+    "sessions_evicted",
+    "sessions_ended_by_owner",
 ];
 
 fn counters(con: &mut Connection) -> Vec<u64> {
@@ -1209,6 +2072,8 @@ fn expected_counters(tally: &Tally) -> [u64; COUNTERS.len()] {
         // values and at most a million sessions does not happen.
         tally.started + tally.rotated,
         tally.rotated,
+        tally.evicted,
+        tally.ended_by_owner,
     ]
 }
 
@@ -1285,9 +2150,13 @@ fn drive(
     let results: Mutex<Vec<Result<Tally, String>>> = Mutex::new(Vec::new());
     let started = Instant::now();
     let count = ids.end - ids.start;
+    let owners = (count / SESSIONS_PER_OWNER).max(connections);
+    // Owner names of this drive's own: the warm-up's and each half's differ.
+    let prefix = format!("o{}", ids.start);
     std::thread::scope(|scope| {
         for n in 0..connections {
-            let (abort, progress, results, url) = (&abort, &progress, &results, &url);
+            let (abort, progress, results, url, prefix) =
+                (&abort, &progress, &results, &url, &prefix);
             let first = ids.start + count * n / connections;
             let last = ids.start + count * (n + 1) / connections;
             scope.spawn(move || {
@@ -1303,6 +2172,10 @@ fn drive(
                             con,
                             tally: Tally::default(),
                             v2,
+                            owners: (owners * n / connections..owners * (n + 1) / connections)
+                                .map(|k| Owner::new(&prefix, k))
+                                .collect(),
+                            next_owner: 0,
                         };
                         worker
                             .run(first..last, abort, progress)
@@ -1496,6 +2369,20 @@ fn soak(
         format!(
             "{} (of them v1, now v2: {})",
             tally.rotated, tally.rotated_v1
+        ),
+    );
+    row(
+        "owners",
+        format!(
+            "{} visits, OLIST entries checked {}",
+            tally.owner_visits, tally.listed
+        ),
+    );
+    row(
+        "owned sessions",
+        format!(
+            "started {}, evicted {}, ended by OEND {}",
+            tally.owned_started, tally.evicted, tally.ended_by_owner
         ),
     );
     row(
