@@ -25,7 +25,7 @@
 //! * a last visit to half of the sessions left to time out, once their ttl
 //!   has passed: PGET (and sometimes PSET) must find no session;
 //! * owners, one per 250 sessions (4,000 for a million), each with a LIMIT
-//!   of 2 to 5 and a connection of its own, visited a dozen times each
+//!   of 2 to 5 and a connection of its own, visited some twenty times each
 //!   between batches (`visit_owners`): OSTART with LIMIT (EVICT or REJECT),
 //!   MAXLIFE and LABEL, OLIST twice a visit, payloads on the owned
 //!   sessions, ROTATE, EXPIRE, END, EXPIRE 0, OEND (all, EXCEPT, ID), an
@@ -1431,7 +1431,7 @@ fn take_expiring(sessions: Vec<Session>) -> Vec<Session> {
 const SESSIONS_PER_OWNER: u64 = 250;
 /// Owners a connection visits after each batch (owners waiting for a
 /// session of theirs to time out are skipped).
-const OWNER_VISITS: usize = 12;
+const OWNER_VISITS: usize = 20;
 /// Owners closed in one pipeline at the end.
 const OWNERS_CLOSED_PER_ROUND: usize = 100;
 /// Owned sessions' payloads derive from ids past any session's.
