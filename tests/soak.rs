@@ -2188,7 +2188,7 @@ fn drive(
                             tally: Tally::default(),
                             v2,
                             owners: (owners * n / connections..owners * (n + 1) / connections)
-                                .map(|k| Owner::new(&prefix, k))
+                                .map(|k| Owner::new(prefix, k))
                                 .collect(),
                             next_owner: 0,
                         };
