@@ -2262,7 +2262,10 @@ fn soak(
     // run's), so that what Redis allocates once and keeps is in the
     // baseline: above all Redis 7's per-command latency histogram
     // (`latency-tracking`, on by default), about 72 KB for each command the
-    // first time it is called, 10 module commands and the ones used here.
+    // first time it is called: the 15 module commands (ROTATE, INSPECT and
+    // the owner commands too: each is certain to be called by a few
+    // thousand sessions and a dozen owners), CONFIG SET (token-version)
+    // and the ones used here.
     let warmup = sessions..sessions + WARMUP_SESSIONS;
     let (_, warmup_failures, _) =
         drive_both_versions(server, warmup, connections, deadline, seed, false);
