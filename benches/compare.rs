@@ -4,7 +4,7 @@
 //! END and DEL, which need a fresh key per call, are driven from here.
 //! Server-side cost is `usec_per_call` from `INFO commandstats`.
 //!
-//! v2 sessions (SPEC 5.2) are measured beside v1 in the same rounds: START,
+//! v2 sessions (docs/tokens.md#v2-tokens) are measured beside v1 in the same rounds: START,
 //! PGET and PSET with a v2 token on the same server (START mints v2 while
 //! `sessiongate.token-version` is 2, set before each of its runs), bytes per
 //! session for v1 and v2 with the same payloads, and START in a 3-master
@@ -21,7 +21,7 @@
 mod common;
 
 use common::cluster::Cluster;
-use common::{info_field, Server};
+use common::{call, info_field, Server};
 use redis::Connection;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -477,6 +477,84 @@ fn cluster_start(reps: usize) -> Vec<(usize, Vec<Figures>)> {
         .collect()
 }
 
+/// What the lifecycle costs beside START: server µs per call of START (v1
+/// and v2), OSTART (a new owner each call) and ROTATE (each of 20,000
+/// sessions with one 100-byte payload rotated once), on `node`; `owner_tag`
+/// keeps OSTART's owners in a slot `node` serves (in a cluster).
+fn lifecycle_costs(node: &Server, owner_tag: &str, pipeline: usize) -> [Figures; 4] {
+    let mut con = node.connection();
+    set_token_version(&mut con, 1);
+    let start = strings(&["SESSIONGATE.START", SIGN_KEY, "3600"]);
+    let v1 = benchmark(node, &start, pipeline, CLUSTER_REQUESTS);
+    set_token_version(&mut con, 2);
+    let v2 = benchmark(node, &start, pipeline, CLUSTER_REQUESTS);
+    let owner = format!("{{{owner_tag}}}user:__rand_int__");
+    let ostart = strings(&["SESSIONGATE.OSTART", SIGN_KEY, &owner, "3600"]);
+    let ostart = benchmark(node, &ostart, pipeline, CLUSTER_REQUESTS);
+    let rotate = rotate_many(node, pipeline);
+    set_token_version(&mut con, 1);
+    [v1, v2, ostart, rotate]
+}
+
+/// ROTATE of 20,000 fresh v2 sessions, each once, pipelined from one
+/// connection: a rotated token cannot be rotated again, so redis-benchmark,
+/// which repeats one command, cannot drive it.
+fn rotate_many(node: &Server, pipeline: usize) -> Figures {
+    let count = 20_000;
+    let mut con = node.connection();
+    let mut tokens = Vec::with_capacity(count);
+    for _ in 0..count / 1000 {
+        let mut pipe = redis::pipe();
+        for _ in 0..1000 {
+            pipe.cmd("SESSIONGATE.START").arg(SIGN_KEY).arg(3600);
+        }
+        let minted: Vec<String> = pipe.query(&mut con).unwrap();
+        let mut pipe = redis::pipe();
+        for token in &minted {
+            pipe.cmd("SESSIONGATE.PSET")
+                .arg(SIGN_KEY)
+                .arg(token)
+                .arg("name")
+                .arg(data())
+                .ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        tokens.extend(minted);
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .unwrap();
+    let started = Instant::now();
+    for batch in tokens.chunks(pipeline) {
+        let mut pipe = redis::pipe();
+        for token in batch {
+            pipe.cmd("SESSIONGATE.ROTATE")
+                .arg(SIGN_KEY)
+                .arg(token)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    Figures {
+        rps: count as f64 / started.elapsed().as_secs_f64(),
+        usec_per_call: command_stats(&mut con, "SESSIONGATE.ROTATE").1,
+        ids_per_call: 0.0,
+    }
+}
+
+/// A hash tag whose slot `node` serves: OSTART routes by its owner.
+fn served_tag(node: &Server) -> String {
+    let mut con = node.connection();
+    (0..)
+        .map(|n| format!("t{n}"))
+        .find(|tag| {
+            let owner = format!("{{{tag}}}probe");
+            call(&mut con, &["SESSIONGATE.OLIST", SIGN_KEY, &owner]).is_ok()
+        })
+        .expect("a served slot")
+}
+
 fn main() {
     let reps: usize = std::env::var("BENCH_REPS")
         .ok()
@@ -708,6 +786,53 @@ fn main() {
                     "{CLUSTER_LABEL},{pipeline},{name},{:.0},{:.3}",
                     f.rps, f.usec_per_call
                 );
+            }
+        }
+    }
+
+    if "lifecycle".contains(&only) {
+        let cluster = Cluster::start(CLUSTER_MASTERS, 0);
+        let places: [(&str, &Server, String); 2] = [
+            ("standalone", &targets[0].server, "standalone".to_string()),
+            ("cluster", &cluster.nodes[0], served_tag(&cluster.nodes[0])),
+        ];
+        let _ = writeln!(
+            out,
+            "\nThe lifecycle beside START: server µs per call, same rounds (OSTART: a new owner per call; ROTATE: a session with one 100-byte payload)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<11} {:>2}  {:>8} {:>8} {:>8} {:>8}  {:>12} {:>12}",
+            "where",
+            "P",
+            "START v1",
+            "START v2",
+            "OSTART",
+            "ROTATE",
+            "OSTART/START",
+            "ROTATE/START"
+        );
+        for (place, node, tag) in &places {
+            for pipeline in PIPELINES {
+                let rounds: Vec<[Figures; 4]> = (0..reps)
+                    .map(|_| lifecycle_costs(node, tag, pipeline))
+                    .collect();
+                let at = |i: usize| median(rounds.iter().map(|r| r[i].usec_per_call).collect());
+                let (v1, v2, ostart, rotate) = (at(0), at(1), at(2), at(3));
+                let _ = writeln!(
+                    out,
+                    "{place:<11} {pipeline:>2}  {v1:>8.2} {v2:>8.2} {ostart:>8.2} {rotate:>8.2}  {:>12.2} {:>12.2}",
+                    ostart / v2,
+                    rotate / v2
+                );
+                for (name, usec) in [
+                    ("start-v1", v1),
+                    ("start-v2", v2),
+                    ("ostart", ostart),
+                    ("rotate", rotate),
+                ] {
+                    let _ = writeln!(csv, "lifecycle {place},{pipeline},{name},,{usec:.3}");
+                }
             }
         }
     }

@@ -308,7 +308,7 @@ fn acl_categories_where_the_server_has_them() {
     }
 }
 
-/// The session lifecycle's commands (SPEC Part 6): what each takes, as
+/// The session lifecycle's commands (docs Part 6): what each takes, as
 /// `COMMAND DOCS` shows it, with its keywords.
 const LIFECYCLE: [(&str, &[&str], &[&str]); 5] = [
     (
@@ -386,7 +386,7 @@ fn lifecycle_commands_are_documented_with_their_keywords() {
 fn lifecycle_commands_declare_their_flags_and_one_key() {
     let server = Server::start(&[]);
     let mut con = server.connection();
-    // SPEC 6.3/6.5: the owner commands touch up to max-sessions-per-owner
+    // docs/commands.md#owner-commands: the owner commands touch up to max-sessions-per-owner
     // sessions, so not `fast`; OLIST and INSPECT are read-only; what adds
     // data is `deny-oom`.
     let expected: [(&str, &[&str], &[&str]); 5] = [

@@ -1,7 +1,7 @@
-//! SPEC Part 6, the session lifecycle, against real servers: START's
+//! docs Part 6, the session lifecycle, against real servers: START's
 //! MAXLIFE and LABEL, deadlines that clamp every expiry, ROTATE, the owner
 //! index (OSTART with LIMIT, OLIST, OEND) and INSPECT, with their errors in
-//! the order the SPEC fixes, their replies byte for byte in RESP2 and
+//! the order the docs fixes, their replies byte for byte in RESP2 and
 //! RESP3, and what replicas, an AOF and an RDB hold of them.
 //!
 //! What the module computes is recomputed here without its code: slots and
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "lifecycle-sign-key-that-must-stay-secret";
 const OTHER_KEY: &str = "another-application-sign-key-kept-secret";
-/// SPEC 5.2: v2 expiries are at most 2^53 ms.
+/// docs/tokens.md#v2-tokens: v2 expiries are at most 2^53 ms.
 const MAX_V2_EXPIRY_MS: i64 = 1 << 53;
 /// Seconds that, from now, pass 2^53 ms (but not i64).
 const PAST_2_53_SECONDS: &str = "9007199254740";
@@ -223,7 +223,7 @@ fn record(con: &mut Connection, token: &str) -> Rec {
     Rec::decode(&bytes)
 }
 
-/// SPEC 6.3: a raw key's namespace, `k.` and the first 8 bytes (hex) of
+/// docs/keys.md#owner-index: a raw key's namespace, `k.` and the first 8 bytes (hex) of
 /// HMAC-SHA256(raw key, `sessiongate owner namespace`).
 fn raw_namespace(raw_key: &[u8]) -> String {
     format!(
@@ -232,7 +232,7 @@ fn raw_namespace(raw_key: &[u8]) -> String {
     )
 }
 
-/// SPEC 6.3: `sg-owner:{<tag>}:<ns>:<owner>`.
+/// docs/keys.md#owner-index: `sg-owner:{<tag>}:<ns>:<owner>`.
 fn index_key(namespace: &str, owner: &[u8]) -> Vec<u8> {
     [
         format!("sg-owner:{{{}}}:{namespace}:", owner_tag(owner)).as_bytes(),
@@ -408,7 +408,7 @@ fn sleep_past(con: &mut Connection, at_ms: i64) {
 // ---------------------------------------------------------------------------
 // Replies as bytes: RESP2 and RESP3, read off the socket.
 
-/// A reply as the SPEC describes it, to encode in either protocol.
+/// A reply as the docs describes it, to encode in either protocol.
 enum R {
     I(i64),
     B(Vec<u8>),
@@ -2328,7 +2328,7 @@ fn an_owners_sessions_and_index_sit_in_the_owners_slot_by_hash_tag_rules() {
     assert_eq!(olist_ids(&mut con, KEY.as_bytes(), b"b").len(), 1);
 
     // ROTATE in cluster mode keeps the session in its slot: a v1 session's
-    // keys are named with the whole token as hash tag (SPEC 4), and the v2
+    // keys are named with the whole token as hash tag (docs/cluster.md), and the v2
     // session it becomes takes that slot's canonical tag.
     let v1 = start(&mut con, KEY, 300);
     ok(&mut con, &["SESSIONGATE.PSET", KEY, &v1, "n", "v"]);

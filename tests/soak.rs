@@ -104,9 +104,6 @@ const MAXLIFE: std::ops::RangeInclusive<i64> = 600..=1200;
 /// How far a `created` read back may be from the client's clock, in ms
 /// (the server's clock is the same one).
 const CLOCK_SLACK_MS: i64 = 1_000;
-/// How far short of `created` + MAXLIFE a START's deadline may fall: START
-/// reads the clock twice (see `check`'s INSPECT).
-const START_CLOCK_SKEW_MS: i64 = 1_000;
 
 // ---------------------------------------------------------------------------
 // Randomness: rand's StdRng, seeded (SOAK_SEED), so that a failing run can be
@@ -140,7 +137,7 @@ fn now_ms() -> i64 {
 }
 
 // ---------------------------------------------------------------------------
-// Tokens, checked here from the SPEC (1.1, 5.2), not from `src/`.
+// Tokens, checked here from the docs/tokens.md, not from `src/`.
 
 /// CRC16/XMODEM, bit by bit, as Redis Cluster's crc16.c.
 fn crc16(bytes: &[u8]) -> u16 {
@@ -172,7 +169,7 @@ fn key_hash_slot(key: &[u8]) -> usize {
     usize::from(crc16(hashed)) % 16384
 }
 
-/// A slot's canonical tag (SPEC 5.2): the first string, by length then
+/// A slot's canonical tag (docs/tokens.md#v2-tokens): the first string, by length then
 /// bytewise, of 1–3 characters of `[0-9A-Za-z]` in that slot.
 fn canonical_tag(slot: usize) -> &'static [u8] {
     static TAGS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
@@ -210,7 +207,7 @@ fn token_id(token: &[u8]) -> &[u8] {
     &token[token.len().saturating_sub(81)..token.len().saturating_sub(65)]
 }
 
-/// Whether `token` is `v1.<id>.<HMAC(id)>` under SIGN_KEY (SPEC 1.1).
+/// Whether `token` is `v1.<id>.<HMAC(id)>` under SIGN_KEY (docs/tokens.md).
 fn is_v1(token: &[u8]) -> bool {
     token.len() == 84
         && token.starts_with(b"v1.")
@@ -220,7 +217,7 @@ fn is_v1(token: &[u8]) -> bool {
 }
 
 /// The tag of `token` if it is `v2.{<tag>}.<id>.<HMAC(v2.{<tag>}.<id>)>`
-/// under SIGN_KEY with a canonical tag (SPEC 5.2).
+/// under SIGN_KEY with a canonical tag (docs/tokens.md#v2-tokens).
 fn v2_tag(token: &[u8]) -> Option<&[u8]> {
     let rest = token.strip_prefix(b"v2.{")?;
     let close = rest.iter().position(|&b| b == b'}')?;
@@ -546,17 +543,9 @@ fn check(
                 .is_none_or(|at| (now_ms() - 3_600_000..=now_ms() + CLOCK_SLACK_MS).contains(&at));
             let live = matches!(got.get(&b"expires"[..]),
                 Some(Value::Int(at)) if *at >= now_ms() - CLOCK_SLACK_MS);
-            // SPEC 6.1: deadline = now + MAXLIFE, and `created` is now. But
-            // START reads the clock for the deadline before mint reads it
-            // again for `created` (src/commands.rs, src/mint.rs), so the
-            // deadline may fall a few ms short of created + MAXLIFE: a
-            // module bug (reported), allowed for here and only here until
-            // it is fixed. OSTART reads it once: the owners' checks are
-            // exact.
+            // deadline = created + MAXLIFE exactly: START reads the clock once.
             let deadline_agrees = match (created, session.maxlife, got.get(&b"deadline"[..])) {
-                (Some(at), Some(s), Some(Value::Int(deadline))) => {
-                    (at + s * 1000 - START_CLOCK_SKEW_MS..=at + s * 1000).contains(deadline)
-                }
+                (Some(at), Some(s), Some(Value::Int(deadline))) => *deadline == at + s * 1000,
                 (_, None, Some(Value::Nil)) => true,
                 _ => false,
             };
@@ -867,7 +856,7 @@ impl Worker {
                 &[SIGN_KEY, t, ttl.to_string().as_bytes()],
                 Expect::Ok(Effect::None),
             );
-            // The deadline clamps the expiry (SPEC 6.1). Rounded to the
+            // The deadline clamps the expiry (docs/commands.md#maxlife). Rounded to the
             // second; a loaded machine may take a while.
             let highest = session.maxlife.map_or(ttl, |s| s.min(ttl));
             session.ttl_high = highest;
@@ -1423,7 +1412,7 @@ fn take_expiring(sessions: Vec<Session>) -> Vec<Session> {
 }
 
 // ---------------------------------------------------------------------------
-// Owners (SPEC 6.3). Each connection has owners of its own, so what an
+// Owners (docs/keys.md#owner-index). Each connection has owners of its own, so what an
 // owner holds is known exactly between its visits, and every OSTART's
 // evictions, OEND's count and OLIST's entries are decided by the model.
 
@@ -1436,10 +1425,10 @@ const OWNER_VISITS: usize = 20;
 const OWNERS_CLOSED_PER_ROUND: usize = 100;
 /// Owned sessions' payloads derive from ids past any session's.
 const OWNED: u64 = 1 << 62;
-/// SPEC 6: an OEND ID that is not 16 of [A-Za-z0-9].
+/// docs/commands.md#session-lifecycle: an OEND ID that is not 16 of [A-Za-z0-9].
 const BAD_ID: &str = "<id> format is invalid";
 
-/// SPEC 6: LIMIT reached with REJECT.
+/// docs/commands.md#session-lifecycle: LIMIT reached with REJECT.
 fn too_many_sessions(limit: usize) -> String {
     format!("the owner has reached the maximum number of sessions allowed of {limit}")
 }
