@@ -31,8 +31,10 @@ pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
         2 => Version::V2,
         _ => Version::V1,
     };
+    // One clock read for the expiry, the deadline and `created`, so that a
+    // deadline is exactly MAXLIFE (or default-max-lifetime) after `created`.
     let now = store::now_ms();
-    let expires_at = expiry_of(version, ttl)?;
+    let expires_at = validate::expiry_for(version, ttl.parse_integer(), now)?;
     let values = lifecycle::values_of(rest, &options, now)?;
     let extras = match version {
         Version::V1 => Extras::default(),
@@ -42,7 +44,14 @@ pub fn start(ctx: &Context, args: &[Arg]) -> Reply {
         },
     };
     let expires_at = extras.clamp(expires_at);
-    let token = mint(ctx, keyref.signing_secret(), version, expires_at, &extras)?;
+    let token = mint(
+        ctx,
+        keyref.signing_secret(),
+        version,
+        expires_at,
+        &extras,
+        now,
+    )?;
     stats::SESSIONS_STARTED.incr();
     Ok(Answer::Token(token))
 }

@@ -63,6 +63,14 @@ impl Key {
         self.kind() != Kind::Missing
     }
 
+    /// Whether the key is a sorted set (an owner's index).
+    pub fn is_sorted_set(&self) -> bool {
+        // SAFETY: self.inner is an open key, checked not null first.
+        !self.is_missing()
+            && unsafe { api!(RedisModule_KeyType)(self.inner) } as isize
+                == raw::REDISMODULE_KEYTYPE_ZSET
+    }
+
     fn is_missing(&self) -> bool {
         self.inner.is_null()
     }
@@ -117,17 +125,24 @@ impl Key {
     }
 
     pub fn hash_field(&self, field: &impl ModuleString) -> Option<RedisString> {
+        self.hash_get(raw::REDISMODULE_HASH_NONE, field.ptr().cast_const().cast())
+    }
+
+    /// One field, named by a Redis string (`REDISMODULE_HASH_NONE`) or a C
+    /// string (`REDISMODULE_HASH_CFIELDS`), as `flags` says.
+    fn hash_get(&self, flags: u32, field: *const std::os::raw::c_void) -> Option<RedisString> {
         if self.is_missing() || self.kind() != Kind::Hash {
             return None;
         }
         let mut value: *mut raw::RedisModuleString = ptr::null_mut();
         // SAFETY: the variadic list is one (field, out-pointer) pair and a
-        // NULL terminator, as RedisModule_HashGet requires.
+        // NULL terminator, as RedisModule_HashGet requires; `flags` says
+        // what the field pointer is.
         unsafe {
             api!(RedisModule_HashGet)(
                 self.inner,
-                raw::REDISMODULE_HASH_NONE as c_int,
-                field.ptr(),
+                flags as c_int,
+                field,
                 &mut value as *mut *mut raw::RedisModuleString,
                 ptr::null_mut::<raw::RedisModuleString>(),
             )
@@ -152,22 +167,7 @@ impl Key {
     /// A field named by a C string (`REDISMODULE_HASH_CFIELDS`), such as
     /// the empty name of a v2 session's record: no Redis string is made.
     pub fn hash_cfield(&self, field: &CStr) -> Option<RedisString> {
-        if self.is_missing() || self.kind() != Kind::Hash {
-            return None;
-        }
-        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-        // SAFETY: one (C string field, out-pointer) pair and a NULL
-        // terminator, with the CFIELDS flag that says the field is a C string.
-        unsafe {
-            api!(RedisModule_HashGet)(
-                self.inner,
-                raw::REDISMODULE_HASH_CFIELDS as c_int,
-                field.as_ptr(),
-                &mut value as *mut *mut raw::RedisModuleString,
-                ptr::null_mut::<raw::RedisModuleString>(),
-            )
-        };
-        (!value.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), value))
+        self.hash_get(raw::REDISMODULE_HASH_CFIELDS, field.as_ptr().cast())
     }
 
     pub fn set_hash_cfield(&self, field: &CStr, value: &impl ModuleString) {

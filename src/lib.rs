@@ -247,6 +247,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     // even when a check then fails; the store signals its real writes itself.
     ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     cluster::detect_mode(ctx);
+    // Built here, not by the first v2 command, which would stall the server
+    // for the few milliseconds it takes (docs/tokens.md#canonical-tags).
+    token::tag::build_table();
     if entry::register(ctx, &COMMANDS) == Status::Err {
         return Status::Err;
     }

@@ -13,15 +13,16 @@ use crate::token::{self, v2, Minted, Tag, Version};
 
 /// A new token signed with `secret`, its session created to expire at
 /// `expires_at` (a ttl of 0, `None`, is a session over before it starts:
-/// nothing is stored).
+/// nothing is stored). `now` is the command's clock reading: a v2 record's
+/// `created`, from which its expiry and deadline were counted.
 pub fn mint(
     ctx: &redis_module::Context,
     secret: &[u8],
     version: Version,
     expires_at: Option<i64>,
     extras: &Extras,
+    now: i64,
 ) -> Result<Minted, Rejection> {
-    let now = store::now_ms();
     let mut served = Served::now(ctx, now).ok_or(Rejection::NoServedSlot)?;
     let mut rng = rand::rng();
     while served.next_draw() {

@@ -378,7 +378,7 @@ fn keyslots(con: &mut Connection, keys: &[String]) -> Vec<u16> {
     pipe.query(con).unwrap()
 }
 
-/// SPEC 5.2, slot choice: a v2 START takes the tag of a random slot its
+/// docs/tokens.md#v2-tokens, slot choice: a v2 START takes the tag of a random slot its
 /// master serves, so it draws one id per session, where v1 draws until the
 /// HMAC lands in a served slot (about three draws for a third of the slots).
 #[test]
@@ -511,7 +511,7 @@ fn assert_reply(args: &[&str], got: Result<Value, String>, want: &Result<Value, 
     assert_eq!(&got, want, "{args:?}");
 }
 
-/// SPEC 5.2: the token contains `{<tag>}`, so a client that routes by the
+/// docs/tokens.md#v2-tokens: the token contains `{<tag>}`, so a client that routes by the
 /// declared key (argument 2) sends every command of a v2 session to the
 /// master that minted it: through the cluster client no node replies MOVED
 /// (Redis counts its redirections in INFO errorstats), and a plain
@@ -605,7 +605,7 @@ fn v2_sessions_are_routed_by_their_token_with_no_moved() {
     assert_eq!(moved_after, before.0 + 1, "the MOVED was counted");
 }
 
-/// SPEC 5.2: v1 and v2 sessions live side by side in one cluster, each
+/// docs/tokens.md#v2-tokens: v1 and v2 sessions live side by side in one cluster, each
 /// through every command: a v1 session keeps its two keys named with the
 /// whole token as hash tag (Part 4), a v2 session is one hash named with
 /// the token's tag, and both sit in the token's slot on the master that
@@ -749,7 +749,7 @@ const TRICKY_OWNERS: [&[u8]; 9] = [
     b"\xc3\xa9l\xc3\xa8ve{",
 ];
 
-/// SPEC 6.3 and Part 4: OSTART, OLIST and OEND declare the owner as their
+/// docs/keys.md#owner-index and Part 4: OSTART, OLIST and OEND declare the owner as their
 /// key, so a client routes them by it, hash tags and binary bytes
 /// included. The owner's sessions and index sit in the slot `CLUSTER
 /// KEYSLOT` gives the owner, on its master: no node replies MOVED (INFO
@@ -892,7 +892,7 @@ fn owner_commands_route_by_the_owner_with_braces_and_binary_bytes() {
     assert_eq!(redirections(&masters), before, "(MOVED, ASK) replies");
 }
 
-/// SPEC 6.2 and Part 4: ROTATE declares the token, so a client routes it by
+/// docs/commands.md#rotate and Part 4: ROTATE declares the token, so a client routes it by
 /// the old token, and the new token carries the canonical tag of the old
 /// token's slot: a v2 session, a v1 one (whose slot is its keys' hash tag,
 /// the whole token) and an owned one each stay on the master that served

@@ -208,7 +208,11 @@ fn acl_categories_where_the_server_has_them() {
         Ok(commands) => {
             let mut names: Vec<String> = list(&commands).iter().map(text).collect();
             names.sort();
-            let mut all = COMMANDS.map(String::from).to_vec();
+            let mut all: Vec<String> = COMMANDS
+                .iter()
+                .chain(&LIFECYCLE_COMMANDS)
+                .map(|c| c.to_string())
+                .collect();
             all.sort();
             // Redis 7.4's `ACL CAT <category>` lists no module command at
             // all (8.x and Valkey do); the categories below and the user
@@ -301,5 +305,158 @@ fn acl_categories_where_the_server_has_them() {
         assert!(refused.starts_with("NOPERM"), "{refused}");
         let refused = err(&mut app, &["SESSIONGATE.KEYRING", "RELOAD"]);
         assert!(refused.starts_with("NOPERM"), "{refused}");
+    }
+}
+
+/// The session lifecycle's commands (docs Part 6): what each takes, as
+/// `COMMAND DOCS` shows it, with its keywords.
+const LIFECYCLE: [(&str, &[&str], &[&str]); 5] = [
+    (
+        "sessiongate.ostart",
+        &[
+            "sign_key:string",
+            "owner:key",
+            "ttl:integer",
+            "maxlife:integer:optional",
+            "label:string:optional",
+            "limit-block:block:optional(limit policy)",
+        ],
+        &["MAXLIFE", "LABEL", "LIMIT", "EVICT", "REJECT"],
+    ),
+    ("sessiongate.olist", &["sign_key:string", "owner:key"], &[]),
+    (
+        "sessiongate.oend",
+        &[
+            "sign_key:string",
+            "owner:key",
+            "which:oneof:optional(token id)",
+        ],
+        &["EXCEPT", "ID"],
+    ),
+    (
+        "sessiongate.rotate",
+        &["sign_key:string", "token:key", "ttl:integer:optional"],
+        &["TTL"],
+    ),
+    (
+        "sessiongate.inspect",
+        &["sign_key:string", "token:key"],
+        &[],
+    ),
+];
+
+/// Every `token` (keyword) among a command's arguments, nested ones too.
+fn keywords(args: &Value, out: &mut Vec<String>) {
+    for arg in list(args) {
+        let arg = pairs(&arg);
+        if let Some(token) = arg.get("token") {
+            out.push(text(token));
+        }
+        if let Some(inner) = arg.get("arguments") {
+            keywords(inner, out);
+        }
+    }
+}
+
+#[test]
+fn lifecycle_commands_are_documented_with_their_keywords() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    for (command, args, words) in LIFECYCLE {
+        let doc = docs(&mut con, command);
+        assert!(!text(&doc["summary"]).is_empty(), "{command}: summary");
+        assert!(text(&doc["complexity"]).starts_with("O("), "{command}");
+        assert_eq!(text(&doc["since"]), "0.2.0", "{command}");
+        assert_eq!(text(&doc["module"]), "sessiongate", "{command}");
+        assert_eq!(arguments(&doc), args, "{command}");
+        let mut found = Vec::new();
+        keywords(&doc["arguments"], &mut found);
+        assert_eq!(found, words, "{command}");
+    }
+    // START's options are documented with it.
+    let mut found = Vec::new();
+    keywords(
+        &docs(&mut con, "sessiongate.start")["arguments"],
+        &mut found,
+    );
+    assert_eq!(found, ["MAXLIFE", "LABEL"]);
+}
+
+#[test]
+fn lifecycle_commands_declare_their_flags_and_one_key() {
+    let server = Server::start(&[]);
+    let mut con = server.connection();
+    // docs/commands.md#owner-commands: the owner commands touch up to max-sessions-per-owner
+    // sessions, so not `fast`; OLIST and INSPECT are read-only; what adds
+    // data is `deny-oom`.
+    let expected: [(&str, &[&str], &[&str]); 5] = [
+        (
+            "sessiongate.ostart",
+            &["write", "denyoom"],
+            &["fast", "readonly"],
+        ),
+        (
+            "sessiongate.olist",
+            &["readonly"],
+            &["fast", "write", "denyoom"],
+        ),
+        (
+            "sessiongate.oend",
+            &["write"],
+            &["fast", "readonly", "denyoom"],
+        ),
+        (
+            "sessiongate.rotate",
+            &["write", "denyoom", "fast"],
+            &["readonly"],
+        ),
+        (
+            "sessiongate.inspect",
+            &["readonly", "fast"],
+            &["write", "denyoom"],
+        ),
+    ];
+    for (command, present, absent) in expected {
+        let info = list(&call(&mut con, &["COMMAND", "INFO", command]).expect("COMMAND INFO"));
+        let fields = list(&info[0]);
+        let flags: Vec<String> = list(&fields[2]).iter().map(text).collect();
+        for flag in present {
+            assert!(flags.contains(&flag.to_string()), "{command}: {flags:?}");
+        }
+        for flag in absent {
+            assert!(!flags.contains(&flag.to_string()), "{command}: {flags:?}");
+        }
+        // First key 2, last key 2, step 1: the owner, or the token.
+        assert_eq!(
+            fields[3..6],
+            [Value::Int(2), Value::Int(2), Value::Int(1)],
+            "{command}"
+        );
+    }
+    let getkeys = |con: &mut Connection, args: &[&str]| {
+        let mut all = vec!["COMMAND", "GETKEYS"];
+        all.extend(args);
+        call(con, &all)
+    };
+    let one = |key: &str| {
+        Ok(Value::Array(vec![Value::BulkString(
+            key.as_bytes().to_vec(),
+        )]))
+    };
+    for (args, key) in [
+        (
+            &["SESSIONGATE.OSTART", "k", "a{b}c", "10", "LIMIT", "2"][..],
+            "a{b}c",
+        ),
+        (&["SESSIONGATE.OLIST", "k", "owner"], "owner"),
+        (&["SESSIONGATE.OEND", "k", "owner", "EXCEPT", "t"], "owner"),
+        (
+            &["SESSIONGATE.OEND", "k", "owner", "ID", "i1", "i2"],
+            "owner",
+        ),
+        (&["SESSIONGATE.ROTATE", "k", "tok", "TTL", "5"], "tok"),
+        (&["SESSIONGATE.INSPECT", "k", "tok"], "tok"),
+    ] {
+        assert_eq!(getkeys(&mut con, args), one(key), "{args:?}");
     }
 }

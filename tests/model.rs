@@ -3146,7 +3146,7 @@ impl Model {
             };
             let session = &self.sessions[&handle];
             // A session whose secret its ring dropped is one the application
-            // has not rotated (SPEC 6.2): it goes on with the secret as a raw
+            // has not rotated (docs/commands.md#rotate): it goes on with the secret as a raw
             // key, and now and then still tries the ring.
             let retired = self
                 .secrets_of(&session.keyref)

@@ -24,7 +24,7 @@ const KEY: &str = "reshard-sign-key";
 const MOVED_SLOTS: usize = 32;
 /// Live sessions in those slots; one in four has no payload.
 const SESSIONS: usize = 320;
-/// v2 sessions beside them, in the same slots (SPEC 5.2).
+/// v2 sessions beside them, in the same slots (docs/tokens.md#v2-tokens).
 const V2_SESSIONS: usize = 160;
 const TRAFFIC_THREADS: usize = 4;
 const RESHARD_DEADLINE: Duration = Duration::from_secs(240);
@@ -989,12 +989,12 @@ fn a_slot_moved_key_by_key_answers_try_again_until_each_session_has_arrived() {
     );
 }
 
-/// The test above for v2 sessions (SPEC 5.2): one key each, so a session
+/// The test above for v2 sessions (docs/tokens.md#v2-tokens): one key each, so a session
 /// is either all here or not at all. While the slot is imported, every
 /// command under ASKING for a session whose key has not arrived is
 /// TRYAGAIN and writes nothing; once MIGRATE has moved that one key, the
 /// importing node serves the session. Meanwhile a v2 START on the source
-/// never picks the slot it is migrating (SPEC 5.2, slot choice).
+/// never picks the slot it is migrating (docs/tokens.md#v2-tokens, slot choice).
 #[test]
 fn a_slot_moved_by_hand_answers_try_again_until_each_v2_session_has_arrived() {
     const STARTS: usize = 20;
@@ -1230,7 +1230,7 @@ fn a_slot_moved_by_hand_answers_try_again_until_each_v2_session_has_arrived() {
 }
 
 /// A master whose one slot is being migrated serves no slot a session can
-/// be started in: START, v1 or v2, says so at once (SPEC 4, START; 5.2,
+/// be started in: START, v1 or v2, says so at once (docs/cluster.md#start; docs/tokens.md#v2-tokens,
 /// slot choice) and writes nothing. The slot still shows as the master's in
 /// CLUSTER SLOTS, so each START picks it, is refused, and must then drop
 /// that very slot from its view.
@@ -1293,7 +1293,7 @@ fn start_under_asking_mints_nothing_in_a_slot_being_imported() {
     start_under_asking_in_a_slot_being_imported(1, 250, &[]);
 }
 
-/// The same for a v2 START (SPEC 5.2, slot choice), which takes a random
+/// The same for a v2 START (docs/tokens.md#v2-tokens, slot choice), which takes a random
 /// slot of its view instead of drawing ids: 490 of the node's 500 slots
 /// come back as imports, so the first START almost surely picks one, is
 /// refused, and reads the view again. The view is kept (debug builds, as
@@ -1575,7 +1575,7 @@ fn sorted_ids(tokens: &[&str]) -> Vec<String> {
     ids
 }
 
-/// docs/cluster.md#during-a-migration for owner indexes (SPEC 4 and 6.3):
+/// docs/cluster.md#during-a-migration for owner indexes (docs/cluster.md and 6.3):
 /// an owner command's declared key, the owner, is never a Redis key, so
 /// while the owner's slot moves the source sends every owner command on
 /// with ASK. The importing node replies TRYAGAIN, writing nothing, while

@@ -6,22 +6,44 @@
 //!
 //! * START, with a mix of short ttls (1–3 s: they expire by themselves),
 //!   long ones (600–900 s) and a few ttl 0 (a session that never exists);
+//!   the first half of the sessions with `sessiongate.token-version` 1, the
+//!   second with 2, and in both 15% of the long ones with MAXLIFE, LABEL or
+//!   both (always v2): v1 and v2 tokens alike, each checked (its shape, its
+//!   HMAC, and for v2 a canonical slot tag);
 //! * PSET and PMSET of ~100-byte binary payloads, PGET, PMGET, PGETALL,
-//!   EXPIRE, TTL, PDEL (of a payload the session has, and of one it has
-//!   not), and END or EXPIRE 0 for a share;
+//!   INSPECT, EXPIRE, TTL (clamped by the deadline where there is one), PDEL
+//!   (of a payload the session has, and of one it has not), and END or
+//!   EXPIRE 0 for a share;
 //! * a few refused calls on purpose: a wrong sign key, a malformed token, a
-//!   payload that was deleted;
+//!   keyring that does not exist, a payload that was deleted;
 //! * a second visit to the long sessions some batches later: their payloads
-//!   are read back and overwritten, then they are ended, or given a ttl of
-//!   1–2 s to expire by themselves;
+//!   are read back and overwritten; a quarter are rotated (v1 and v2 alike;
+//!   the expiry kept, moved with TTL, or a few TTL 0, which ends the
+//!   session): the new token must be v2 in the same slot, the old one must
+//!   find no session at once, and the new one the payloads carried over;
+//!   then they are ended, or given a ttl of 1–2 s to expire by themselves;
 //! * a last visit to half of the sessions left to time out, once their ttl
-//!   has passed: PGET (and sometimes PSET) must find no session.
+//!   has passed: PGET (and sometimes PSET) must find no session;
+//! * owners, one per 250 sessions (4,000 for a million), each with a LIMIT
+//!   of 2 to 5 and a connection of its own, visited some twenty times each
+//!   between batches (`visit_owners`): OSTART with LIMIT (EVICT or REJECT),
+//!   MAXLIFE and LABEL, OLIST twice a visit, payloads on the owned
+//!   sessions, ROTATE, EXPIRE, END, EXPIRE 0, OEND (all, EXCEPT, ID), an
+//!   owned session left to time out (its stale index entry skipped, then
+//!   pruned); at the end every owner's sessions are ended by OEND (or OEND
+//!   EXCEPT and END), so that no index is left. A model of each owner's
+//!   sessions decides every reply: which sessions an OSTART evicts (those
+//!   that expire first, as OLIST showed their expiries), OEND's count, and
+//!   OLIST's entries, oldest first, with their exact `created`, `expires`
+//!   (OSTART's is `created` + min(ttl, maxlife)), deadline and label.
 //!
 //! Every reply is checked against what the session must hold. The one reply
 //! that may stand in for the expected one is `the session id contained in
 //! <token> does not exist`, and only for a session with a short ttl (it may
 //! have timed out); once a session is gone it must stay gone. At the end the
-//! module's INFO counters must equal what the replies add up to.
+//! module's INFO counters must equal what the replies add up to: the
+//! rotations, the evictions the model predicted, the sessions OEND counted,
+//! and one id drawn per token minted among them.
 //!
 //! Then every session has ended or is about to expire: DBSIZE must reach 0
 //! (active expiry included) within a minute, and `used_memory`, once the
@@ -41,14 +63,14 @@
 
 mod common;
 
-use common::errors::{FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
+use common::errors::{unknown_ring, FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
 use common::{info_field, Server, Value};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,6 +95,16 @@ const CART: &[u8] = b"cart";
 const PREFS: &[u8] = b"pr\0efs\xff";
 const ABSENT: &[u8] = b"nope";
 
+/// A keyref naming a ring, with no keyring loaded: refused at step 2.
+const NOPE_RING: &[u8] = b"@soak-nope";
+static UNKNOWN_RING: LazyLock<String> = LazyLock::new(|| unknown_ring("soak-nope"));
+/// A v2 session started with MAXLIFE gets one of these many seconds: some
+/// below the ttls given (600–900 s), so that EXPIRE and TTL show the clamp.
+const MAXLIFE: std::ops::RangeInclusive<i64> = 600..=1200;
+/// How far a `created` read back may be from the client's clock, in ms
+/// (the server's clock is the same one).
+const CLOCK_SLACK_MS: i64 = 1_000;
+
 // ---------------------------------------------------------------------------
 // Randomness: rand's StdRng, seeded (SOAK_SEED), so that a failing run can be
 // replayed.
@@ -89,6 +121,151 @@ fn payload(seed: u64, id: u64, tag: u64) -> Vec<u8> {
 
 fn signature_hex(id: &[u8]) -> Vec<u8> {
     common::hmac_hex(SIGN_KEY, id).into_bytes()
+}
+
+/// A label of 1 to 64 bytes of any value, derived as a payload is.
+fn label(seed: u64, id: u64, len: usize) -> Vec<u8> {
+    let mut bytes = payload(seed, id, 9);
+    bytes.truncate(len.clamp(1, 64));
+    bytes
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+// ---------------------------------------------------------------------------
+// Tokens, checked here from the docs/tokens.md, not from `src/`.
+
+/// CRC16/XMODEM, bit by bit, as Redis Cluster's crc16.c.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Redis' keyHashSlot: the first non-empty `{…}`, else the whole key.
+fn key_hash_slot(key: &[u8]) -> usize {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    usize::from(crc16(hashed)) % 16384
+}
+
+/// A slot's canonical tag (docs/tokens.md#v2-tokens): the first string, by length then
+/// bytewise, of 1–3 characters of `[0-9A-Za-z]` in that slot.
+fn canonical_tag(slot: usize) -> &'static [u8] {
+    static TAGS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut alphabet: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
+        alphabet.sort_unstable();
+        let mut tags: Vec<Vec<u8>> = vec![Vec::new(); 16384];
+        let mut candidates: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 1..=3 {
+            candidates = candidates
+                .iter()
+                .flat_map(|prefix| {
+                    alphabet
+                        .iter()
+                        .map(move |&c| [prefix.as_slice(), &[c]].concat())
+                })
+                .collect();
+            for candidate in &candidates {
+                let tag = &mut tags[key_hash_slot(candidate)];
+                if tag.is_empty() {
+                    *tag = candidate.clone();
+                }
+            }
+        }
+        tags
+    });
+    &tags[slot]
+}
+
+/// The id inside a v1 or v2 token: the 16 bytes before the last dot.
+fn token_id(token: &[u8]) -> &[u8] {
+    &token[token.len().saturating_sub(81)..token.len().saturating_sub(65)]
+}
+
+/// Whether `token` is `v1.<id>.<HMAC(id)>` under SIGN_KEY (docs/tokens.md).
+fn is_v1(token: &[u8]) -> bool {
+    token.len() == 84
+        && token.starts_with(b"v1.")
+        && token[3..19].iter().all(u8::is_ascii_alphanumeric)
+        && token[19] == b'.'
+        && token[20..] == signature_hex(&token[3..19])[..]
+}
+
+/// The tag of `token` if it is `v2.{<tag>}.<id>.<HMAC(v2.{<tag>}.<id>)>`
+/// under SIGN_KEY with a canonical tag (docs/tokens.md#v2-tokens).
+fn v2_tag(token: &[u8]) -> Option<&[u8]> {
+    let rest = token.strip_prefix(b"v2.{")?;
+    let close = rest.iter().position(|&b| b == b'}')?;
+    let (tag, rest) = rest.split_at(close);
+    let rest = rest.strip_prefix(b"}.")?;
+    let alphanumeric = |bytes: &[u8]| bytes.iter().all(u8::is_ascii_alphanumeric);
+    let well_formed = (1..=3).contains(&tag.len())
+        && alphanumeric(tag)
+        && rest.len() == 81
+        && alphanumeric(&rest[..16])
+        && rest[16] == b'.';
+    let signed = &token[..token.len() - 65];
+    (well_formed
+        && rest[17..] == signature_hex(signed)[..]
+        && canonical_tag(key_hash_slot(tag)) == tag)
+        .then_some(tag)
+}
+
+/// The canonical tag of the slot a session is in: a v2 token's own; for
+/// v1, the whole token's (it is its keys' hash tag in a cluster).
+fn slot_tag(token: &[u8]) -> &[u8] {
+    match v2_tag(token) {
+        Some(tag) => tag,
+        None => canonical_tag(key_hash_slot(token)),
+    }
+}
+
+/// A RESP2 map (a flat array of name, value, …) by name.
+fn fields(reply: &Value) -> Option<BTreeMap<Vec<u8>, Value>> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let map: BTreeMap<Vec<u8>, Value> = items
+        .chunks(2)
+        .map(|pair| Some((bulk(&pair[0])?.to_vec(), pair[1].clone())))
+        .collect::<Option<_>>()?;
+    (map.len() * 2 == items.len()).then_some(map)
+}
+
+fn int_or_nil(value: Option<i64>) -> Value {
+    value.map_or(Value::Nil, Value::Int)
+}
+
+fn bulk_or_nil(value: Option<&[u8]>) -> Value {
+    value.map_or(Value::Nil, |b| Value::BulkString(b.to_vec()))
 }
 
 // ---------------------------------------------------------------------------
@@ -112,6 +289,19 @@ struct Tally {
     timed_out_early: u64,
     /// Sessions visited after their ttl had passed, and found gone.
     checked_expired: u64,
+    /// Of `started`, the v2 tokens.
+    v2_started: u64,
+    unknown_rings: u64,
+    rotated: u64,
+    /// Of `rotated`, v1 sessions that became v2.
+    rotated_v1: u64,
+    /// Of `started`, by OSTART.
+    owned_started: u64,
+    evicted: u64,
+    ended_by_owner: u64,
+    owner_visits: u64,
+    /// OLIST entries checked.
+    listed: u64,
 }
 
 impl Tally {
@@ -132,6 +322,15 @@ impl Tally {
         self.missing_sessions += other.missing_sessions;
         self.timed_out_early += other.timed_out_early;
         self.checked_expired += other.checked_expired;
+        self.v2_started += other.v2_started;
+        self.unknown_rings += other.unknown_rings;
+        self.rotated += other.rotated;
+        self.rotated_v1 += other.rotated_v1;
+        self.owned_started += other.owned_started;
+        self.evicted += other.evicted;
+        self.ended_by_owner += other.ended_by_owner;
+        self.owner_visits += other.owner_visits;
+        self.listed += other.listed;
     }
 }
 
@@ -147,8 +346,16 @@ enum Effect {
 
 #[derive(Debug)]
 enum Expect {
-    /// A well-formed token signed with SIGN_KEY; it becomes the session's.
+    /// A well-formed token signed with SIGN_KEY, of the session's version;
+    /// it becomes the session's.
     Token,
+    /// INSPECT: what the session is, with this many payloads.
+    Inspect(i64),
+    /// ROTATE: a v2 token in the session's slot; it becomes the session's
+    /// (and with `ends`, a TTL of 0, the session is over).
+    Rotated {
+        ends: bool,
+    },
     Ok(Effect),
     Data(Vec<u8>),
     Many(Vec<Option<Vec<u8>>>),
@@ -164,7 +371,8 @@ impl Expect {
     /// #step-7): the reply does not depend on whether the session still
     /// exists.
     fn before_lookup(&self) -> bool {
-        matches!(self, Expect::Error(e) if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN)
+        matches!(self, Expect::Error(e)
+            if *e == FORGED_SIGNATURE || *e == MALFORMED_TOKEN || *e == UNKNOWN_RING.as_str())
     }
 }
 
@@ -181,6 +389,13 @@ struct Session {
     /// Left to time out with a ttl of at most 3 s, and to be visited once
     /// that has passed: it must be gone.
     visit_when_expired: bool,
+    /// A v2 token: START with an option, or with token-version 2.
+    v2: bool,
+    /// START's MAXLIFE: the session's deadline is this long after it began.
+    maxlife: Option<i64>,
+    label: Option<Vec<u8>>,
+    /// The highest TTL the session may show once the driver set its expiry.
+    ttl_high: i64,
 }
 
 /// One pipeline and what each of its replies must be.
@@ -290,15 +505,65 @@ fn check(
             let Some(token) = bulk(&reply) else {
                 return unexpected();
             };
-            let well_formed = token.len() == 84
-                && token.starts_with(b"v1.")
-                && token[3..19].iter().all(u8::is_ascii_alphanumeric)
-                && token[19] == b'.';
-            if !well_formed || token[20..] != signature_hex(&token[3..19])[..] {
+            let good = match session.v2 {
+                false => is_v1(token),
+                true => v2_tag(token).is_some(),
+            };
+            if !good {
                 return unexpected();
             }
             session.token = token.to_vec();
             tally.started += 1;
+            tally.v2_started += u64::from(session.v2);
+        }
+        Expect::Rotated { ends } => {
+            let Some(token) = bulk(&reply) else {
+                return unexpected();
+            };
+            match v2_tag(token) {
+                Some(tag) if tag == slot_tag(&session.token) => {}
+                _ => return unexpected(),
+            }
+            tally.rotated += 1;
+            tally.rotated_v1 += u64::from(!session.v2);
+            session.token = token.to_vec();
+            session.v2 = true;
+            session.gone = *ends;
+        }
+        Expect::Inspect(payloads) => {
+            let Some(got) = fields(&reply) else {
+                return unexpected();
+            };
+            let created = match got.get(&b"created"[..]) {
+                Some(Value::Int(at)) if session.v2 => Some(*at),
+                Some(Value::Nil) if !session.v2 => None,
+                _ => return unexpected(),
+            };
+            let recent = created
+                .is_none_or(|at| (now_ms() - 3_600_000..=now_ms() + CLOCK_SLACK_MS).contains(&at));
+            let live = matches!(got.get(&b"expires"[..]),
+                Some(Value::Int(at)) if *at >= now_ms() - CLOCK_SLACK_MS);
+            // deadline = created + MAXLIFE exactly: START reads the clock once.
+            let deadline_agrees = match (created, session.maxlife, got.get(&b"deadline"[..])) {
+                (Some(at), Some(s), Some(Value::Int(deadline))) => *deadline == at + s * 1000,
+                (_, None, Some(Value::Nil)) => true,
+                _ => false,
+            };
+            let want = [
+                ("version", Value::Int(if session.v2 { 2 } else { 1 })),
+                ("id", Value::BulkString(token_id(&session.token).to_vec())),
+                ("owner", Value::Nil),
+                ("label", bulk_or_nil(session.label.as_deref())),
+                ("payloads", Value::Int(*payloads)),
+                ("stale", Value::Int(0)),
+            ];
+            let same = got.len() == 9
+                && want
+                    .iter()
+                    .all(|(name, value)| got.get(name.as_bytes()) == Some(value));
+            if !same || !recent || !live || !deadline_agrees {
+                return unexpected();
+            }
         }
         Expect::Ok(effect) => {
             if !matches!(reply, Value::Okay) {
@@ -363,6 +628,7 @@ fn check(
                 NO_SESSION => tally.missing_sessions += 1,
                 FORGED_SIGNATURE => tally.signature_failures += 1,
                 MALFORMED_TOKEN => tally.malformed_tokens += 1,
+                _ if *text == UNKNOWN_RING.as_str() => tally.unknown_rings += 1,
                 _ => {}
             }
         }
@@ -378,6 +644,11 @@ struct Worker {
     rng: StdRng,
     con: Connection,
     tally: Tally,
+    /// The server's token-version is 2 for this drive.
+    v2: bool,
+    owners: Vec<Owner>,
+    /// The owner visited next.
+    next_owner: usize,
 }
 
 impl Worker {
@@ -416,6 +687,7 @@ impl Worker {
                     self.visit_expired(&mut gone)?;
                 }
             }
+            self.visit_owners()?;
             progress.fetch_add(end - next, Ordering::Relaxed);
             next = end;
         }
@@ -428,7 +700,7 @@ impl Worker {
             sleep(at.saturating_duration_since(Instant::now()));
             self.visit_expired(&mut gone)?;
         }
-        Ok(())
+        self.close_owners()
     }
 
     /// Sessions whose ttl of at most 3 s has passed: every command on them
@@ -458,17 +730,47 @@ impl Worker {
         round.run(&mut self.con, sessions, &mut self.tally)
     }
 
-    /// START for each id: 1% with ttl 0, 35% short, the rest long.
+    /// START for each id: 1% with ttl 0, 35% short, the rest long; 15% of
+    /// the long ones with MAXLIFE, LABEL or both (in either order), which
+    /// makes them v2 whatever the token-version. The others are v2 when the
+    /// run's token-version is 2.
     fn start_batch(&mut self, ids: std::ops::Range<u64>) -> Result<Vec<Session>, String> {
+        let seed = self.seed;
+        let rng = &mut self.rng;
         let mut round = Round::new();
         let mut sessions = Vec::with_capacity(BATCH);
         for (index, id) in ids.enumerate() {
-            let draw = self.rng.random_range(0..100);
+            let draw = rng.random_range(0..100);
             let (ttl, short, gone) = match draw {
                 0 => (0, false, true),
-                1..=35 => (self.rng.random_range(1..=3), true, false),
-                _ => (self.rng.random_range(600..=900), false, false),
+                1..=35 => (rng.random_range(1..=3), true, false),
+                _ => (rng.random_range(600..=900), false, false),
             };
+            let (mut maxlife, mut label_text) = (None, None);
+            if !short && !gone && rng.random_ratio(15, 100) {
+                match rng.random_range(0..3) {
+                    0 => maxlife = Some(rng.random_range(MAXLIFE)),
+                    1 => label_text = Some(label(seed, id, rng.random_range(1..=64))),
+                    _ => {
+                        maxlife = Some(rng.random_range(MAXLIFE));
+                        label_text = Some(label(seed, id, rng.random_range(1..=64)));
+                    }
+                }
+            }
+            let ttl = ttl.to_string();
+            let maxlife_arg = maxlife.map(|s| s.to_string());
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, ttl.as_bytes()];
+            let mut options: Vec<[&[u8]; 2]> = Vec::new();
+            if let Some(s) = &maxlife_arg {
+                options.push([b"MAXLIFE", s.as_bytes()]);
+            }
+            if let Some(l) = &label_text {
+                options.push([b"label", l]);
+            }
+            if rng.random_ratio(1, 2) {
+                options.reverse();
+            }
+            args.extend(options.iter().flatten());
             sessions.push(Session {
                 id,
                 token: Vec::new(),
@@ -476,14 +778,12 @@ impl Worker {
                 gone,
                 revisit: false,
                 visit_when_expired: false,
+                v2: self.v2 || args.len() > 2,
+                maxlife,
+                label: label_text.clone(),
+                ttl_high: 0,
             });
-            let ttl = ttl.to_string();
-            round.push(
-                index,
-                "SESSIONGATE.START",
-                &[SIGN_KEY, ttl.as_bytes()],
-                Expect::Token,
-            );
+            round.push(index, "SESSIONGATE.START", &args, Expect::Token);
         }
         self.tally.sessions += sessions.len() as u64;
         round.run(&mut self.con, &mut sessions, &mut self.tally)?;
@@ -542,6 +842,9 @@ impl Worker {
             ];
             all.sort();
             round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            if rng.random_ratio(4, 100) {
+                round.push(i, "SESSIONGATE.INSPECT", &[SIGN_KEY, t], Expect::Inspect(3));
+            }
             let ttl = if session.short {
                 rng.random_range(1..=3)
             } else {
@@ -553,13 +856,16 @@ impl Worker {
                 &[SIGN_KEY, t, ttl.to_string().as_bytes()],
                 Expect::Ok(Effect::None),
             );
-            // Rounded to the second; a loaded machine may take a while.
-            let lowest = if session.short { 0 } else { ttl - 30 };
+            // The deadline clamps the expiry (docs/commands.md#maxlife). Rounded to the
+            // second; a loaded machine may take a while.
+            let highest = session.maxlife.map_or(ttl, |s| s.min(ttl));
+            session.ttl_high = highest;
+            let lowest = if session.short { 0 } else { highest - 30 };
             round.push(
                 i,
                 "SESSIONGATE.TTL",
                 &[SIGN_KEY, t],
-                Expect::Seconds(lowest, ttl),
+                Expect::Seconds(lowest, highest),
             );
             round.push(
                 i,
@@ -591,12 +897,22 @@ impl Worker {
             }
             if rng.random_ratio(2, 100) {
                 let mut bad = token.clone();
-                bad[83] = b'Z'; // not lowercase hex
+                if let Some(last) = bad.last_mut() {
+                    *last = b'Z'; // not lowercase hex
+                }
                 round.push(
                     i,
                     "SESSIONGATE.PGET",
                     &[SIGN_KEY, &bad, USER],
                     Expect::Error(MALFORMED_TOKEN),
+                );
+            }
+            if rng.random_ratio(1, 100) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[NOPE_RING, t, USER],
+                    Expect::Error(UNKNOWN_RING.as_str()),
                 );
             }
             match rng.random_range(0..100) {
@@ -632,11 +948,17 @@ impl Worker {
     }
 
     /// A long session, batches later: its payloads read back and one
-    /// overwritten; then END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s (40%).
+    /// overwritten; then, for 25%, ROTATE (keeping the expiry, with TTL 600–900
+    /// s, or a few with TTL 0, which ends it): the old token must find no
+    /// session at once, and, in a second round, the new one the payloads
+    /// carried over (and its expiry, and what INSPECT shows). Then END
+    /// (40%), EXPIRE 0 (20%) or a ttl of 1–2 s (40%), with the token the
+    /// session has by then.
     fn revisit(&mut self, sessions: &mut [Session]) -> Result<(), String> {
         let seed = self.seed;
         let rng = &mut self.rng;
         let mut round = Round::new();
+        let mut rotated = Vec::new();
         for (i, session) in sessions.iter_mut().enumerate() {
             let t = session.token.as_slice();
             let user = payload(seed, session.id, 0);
@@ -663,32 +985,421 @@ impl Worker {
                 &[SIGN_KEY, t, USER],
                 Expect::Data(user2),
             );
-            match rng.random_range(0..100) {
-                0..=39 => round.push(
-                    i,
-                    "SESSIONGATE.END",
-                    &[SIGN_KEY, t],
-                    Expect::Ok(Effect::Ended),
-                ),
-                40..=59 => round.push(
-                    i,
-                    "SESSIONGATE.EXPIRE",
-                    &[SIGN_KEY, t, b"0"],
-                    Expect::Ok(Effect::EndedByExpire0),
-                ),
-                _ => {
-                    let ttl = rng.random_range(1..=2).to_string();
-                    round.push(
-                        i,
-                        "SESSIONGATE.EXPIRE",
-                        &[SIGN_KEY, t, ttl.as_bytes()],
-                        Expect::Ok(Effect::None),
-                    );
-                    session.visit_when_expired = rng.random_ratio(50, 100);
-                }
+            if !rng.random_ratio(25, 100) {
+                finish(rng, &mut round, i, session);
+                continue;
             }
+            let ttl = match rng.random_range(0..100) {
+                0..=2 => Some(0),
+                3..=32 => Some(rng.random_range(600..=900)),
+                _ => None,
+            };
+            let ttl_arg = ttl.map(|s| s.to_string());
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, t];
+            if let Some(s) = &ttl_arg {
+                args.extend([&b"TTL"[..], s.as_bytes()]);
+            }
+            round.push(
+                i,
+                "SESSIONGATE.ROTATE",
+                &args,
+                Expect::Rotated {
+                    ends: ttl == Some(0),
+                },
+            );
+            round.push(
+                i,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, t, USER],
+                Expect::Error(NO_SESSION),
+            );
+            if rng.random_ratio(20, 100) {
+                round.push(
+                    i,
+                    "SESSIONGATE.PSET",
+                    &[SIGN_KEY, t, USER, b"with the old token"],
+                    Expect::Error(NO_SESSION),
+                );
+            }
+            // The expiry the new token must show: kept, or TTL's.
+            if let Some(s) = ttl.filter(|&s| s > 0) {
+                session.ttl_high = session.maxlife.map_or(s, |m| m.min(s));
+            }
+            rotated.push(i);
+        }
+        round.run(&mut self.con, sessions, &mut self.tally)?;
+        if rotated.is_empty() {
+            return Ok(());
+        }
+        let rng = &mut self.rng;
+        let mut round = Round::new();
+        for i in rotated {
+            let session = &mut sessions[i];
+            let t = session.token.as_slice();
+            if session.gone {
+                // ROTATE TTL 0: the new token's session never began.
+                round.push(
+                    i,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, t, USER],
+                    Expect::Error(NO_SESSION),
+                );
+                continue;
+            }
+            let mut all = vec![
+                (USER.to_vec(), payload(seed, session.id, 3)),
+                (PREFS.to_vec(), payload(seed, session.id, 2)),
+            ];
+            all.sort();
+            round.push(i, "SESSIONGATE.PGETALL", &[SIGN_KEY, t], Expect::All(all));
+            let high = session.ttl_high;
+            round.push(
+                i,
+                "SESSIONGATE.TTL",
+                &[SIGN_KEY, t],
+                Expect::Seconds(high - 120, high),
+            );
+            if rng.random_ratio(30, 100) {
+                round.push(i, "SESSIONGATE.INSPECT", &[SIGN_KEY, t], Expect::Inspect(2));
+            }
+            finish(rng, &mut round, i, session);
         }
         round.run(&mut self.con, sessions, &mut self.tally)
+    }
+}
+
+impl Worker {
+    /// Up to OWNER_VISITS owners, in turn, each visited in one pipeline:
+    ///
+    /// 1. the tokens of its sessions that are over must find none;
+    /// 2. payloads set on its sessions that have none, read back on some,
+    ///    and INSPECT on a few;
+    /// 3. at most one change: ROTATE (the old token then finds nothing),
+    ///    EXPIRE 600–900 s, END, EXPIRE 0, or OEND (all, EXCEPT a token, ID
+    ///    some ids and one that is no one's, or a malformed id);
+    /// 4. OLIST, which must list exactly the live sessions;
+    /// 5. OSTART with LIMIT (EVICT, said or not, 90%; REJECT 10%), MAXLIFE
+    ///    and LABEL for some, in any order, and ttl 0 for a few;
+    /// 6. OLIST again: the new session there, the evicted ones gone;
+    /// 7. for a few, EXPIRE 1 s on a session, and the owner rests until it
+    ///    has surely timed out (then its index entry is stale, which OLIST
+    ///    must skip and the next OSTART or OEND prune).
+    fn visit_owners(&mut self) -> Result<(), String> {
+        let n = self.owners.len();
+        let now = Instant::now();
+        let mut round = OwnerRound::new();
+        let mut visited = 0;
+        for _ in 0..n {
+            if visited == OWNER_VISITS {
+                break;
+            }
+            let o = self.next_owner;
+            self.next_owner = (o + 1) % n;
+            if self.owners[o].quiet_until.is_some_and(|at| at > now) {
+                continue;
+            }
+            self.owners[o].quiet_until = None;
+            self.visit_owner(&mut round, o);
+            visited += 1;
+        }
+        round.run(&mut self.con, &mut self.owners, self.seed, &mut self.tally)
+    }
+
+    fn visit_owner(&mut self, round: &mut OwnerRound, o: usize) {
+        let seed = self.seed;
+        let rng = &mut self.rng;
+        let owner = &mut self.owners[o];
+        self.tally.owner_visits += 1;
+        let name = owner.name.as_slice();
+        for token in owner.dead.drain(..) {
+            round.push(
+                o,
+                "SESSIONGATE.PGET",
+                &[SIGN_KEY, &token, USER],
+                OwnerExpect::Gone,
+            );
+        }
+        for s in owner.live.iter().filter(|s| !s.payloads) {
+            let all = owned_payloads(seed, owner.number, s.serial);
+            let mut args: Vec<&[u8]> = vec![SIGN_KEY, &s.token];
+            for (name, data) in &all {
+                args.extend([name.as_slice(), data.as_slice()]);
+            }
+            round.push(
+                o,
+                "SESSIONGATE.PMSET",
+                &args,
+                OwnerExpect::Pmset(s.token.clone()),
+            );
+        }
+        let tokens: Vec<Vec<u8>> = owner.live.iter().map(|s| s.token.clone()).collect();
+        let pick = |rng: &mut StdRng| tokens[rng.random_range(0..tokens.len())].clone();
+        if !tokens.is_empty() && rng.random_ratio(40, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.PGETALL",
+                &[SIGN_KEY, &t],
+                OwnerExpect::Pgetall(t.clone()),
+            );
+        }
+        if !tokens.is_empty() && rng.random_ratio(5, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.INSPECT",
+                &[SIGN_KEY, &t],
+                OwnerExpect::Inspect(t.clone()),
+            );
+        }
+        let draw = rng.random_range(0..100);
+        match draw {
+            _ if tokens.is_empty() && draw < 31 => {}
+            0..=14 => {
+                let t = pick(rng);
+                let ttl = rng
+                    .random_ratio(30, 100)
+                    .then(|| rng.random_range(600..=900));
+                let ttl_arg = ttl.map(|s| s.to_string());
+                let mut args: Vec<&[u8]> = vec![SIGN_KEY, &t];
+                if let Some(s) = &ttl_arg {
+                    args.extend([&b"ttl"[..], s.as_bytes()]);
+                }
+                round.push(
+                    o,
+                    "SESSIONGATE.ROTATE",
+                    &args,
+                    OwnerExpect::Rotate(t.clone(), ttl),
+                );
+                round.push(
+                    o,
+                    "SESSIONGATE.PGET",
+                    &[SIGN_KEY, &t, USER],
+                    OwnerExpect::Gone,
+                );
+            }
+            15..=22 => {
+                let t = pick(rng);
+                let ttl = rng.random_range(600..=900);
+                round.push(
+                    o,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, &t, ttl.to_string().as_bytes()],
+                    OwnerExpect::Expire(t.clone(), ttl),
+                );
+            }
+            23..=27 => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.END",
+                    &[SIGN_KEY, &t],
+                    OwnerExpect::End(t.clone()),
+                );
+            }
+            28..=30 => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.EXPIRE",
+                    &[SIGN_KEY, &t, b"0"],
+                    OwnerExpect::Expire(t.clone(), 0),
+                );
+            }
+            31..=32 => round.push(
+                o,
+                "SESSIONGATE.OEND",
+                &[SIGN_KEY, name],
+                OwnerExpect::Oend(Oend::All),
+            ),
+            33..=34 if !tokens.is_empty() => {
+                let t = pick(rng);
+                round.push(
+                    o,
+                    "SESSIONGATE.OEND",
+                    &[SIGN_KEY, name, b"EXCEPT", &t],
+                    OwnerExpect::Oend(Oend::Except(t.clone())),
+                );
+            }
+            35..=37 if !tokens.is_empty() => {
+                let mut ids: Vec<Vec<u8>> = tokens
+                    .iter()
+                    .filter(|_| rng.random_ratio(1, 2))
+                    .map(|t| token_id(t).to_vec())
+                    .collect();
+                // An id that is no session's: skipped.
+                ids.push(
+                    (0..16)
+                        .map(|_| {
+                            b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                [rng.random_range(0..62)]
+                        })
+                        .collect(),
+                );
+                let mut args: Vec<&[u8]> = vec![SIGN_KEY, name, b"id"];
+                args.extend(ids.iter().map(Vec::as_slice));
+                round.push(
+                    o,
+                    "SESSIONGATE.OEND",
+                    &args,
+                    OwnerExpect::Oend(Oend::Ids(ids.clone())),
+                );
+            }
+            38 => round.push(
+                o,
+                "SESSIONGATE.OEND",
+                &[SIGN_KEY, name, b"ID", b"not-an-id!"],
+                OwnerExpect::BadId,
+            ),
+            _ => {}
+        }
+        round.push(
+            o,
+            "SESSIONGATE.OLIST",
+            &[SIGN_KEY, name],
+            OwnerExpect::Olist,
+        );
+        let ttl = match rng.random_ratio(3, 100) {
+            true => 0,
+            false => rng.random_range(600..=900),
+        };
+        let maxlife = rng.random_ratio(30, 100).then(|| rng.random_range(MAXLIFE));
+        let label_text = rng.random_ratio(50, 100).then(|| {
+            let id = OWNED | (owner.number << 24) | (owner.serials + 1);
+            label(seed, id, rng.random_range(1..=64))
+        });
+        let reject = rng.random_ratio(10, 100);
+        let (ttl_arg, maxlife_arg) = (ttl.to_string(), maxlife.map(|m| m.to_string()));
+        let limit = owner.limit.to_string();
+        let mut options: Vec<Vec<&[u8]>> = vec![match (reject, rng.random_range(0..2)) {
+            (true, _) => vec![b"LIMIT", limit.as_bytes(), b"REJECT"],
+            (false, 0) => vec![b"limit", limit.as_bytes()],
+            (false, _) => vec![b"LIMIT", limit.as_bytes(), b"evict"],
+        }];
+        if let Some(m) = &maxlife_arg {
+            options.push(vec![b"MAXLIFE", m.as_bytes()]);
+        }
+        if let Some(l) = &label_text {
+            options.push(vec![b"LABEL", l]);
+        }
+        let turn = rng.random_range(0..options.len());
+        options.rotate_left(turn);
+        let mut args: Vec<&[u8]> = vec![SIGN_KEY, name, ttl_arg.as_bytes()];
+        args.extend(options.iter().flatten());
+        round.push(
+            o,
+            "SESSIONGATE.OSTART",
+            &args,
+            OwnerExpect::Ostart {
+                ttl,
+                maxlife,
+                label: label_text.clone(),
+                reject,
+            },
+        );
+        round.push(
+            o,
+            "SESSIONGATE.OLIST",
+            &[SIGN_KEY, name],
+            OwnerExpect::Olist,
+        );
+        if !tokens.is_empty() && rng.random_ratio(4, 100) {
+            let t = pick(rng);
+            round.push(
+                o,
+                "SESSIONGATE.EXPIRE",
+                &[SIGN_KEY, &t, b"1"],
+                OwnerExpect::Expire(t.clone(), 1),
+            );
+        }
+    }
+
+    /// The end of a drive: once every owner's short session has timed out,
+    /// each owner's sessions are ended, by OEND (70%) or by OEND EXCEPT one
+    /// and END of that one (the index then loses its last member through
+    /// END), and OLIST must list none: no session and no index is left.
+    fn close_owners(&mut self) -> Result<(), String> {
+        if let Some(at) = self.owners.iter().filter_map(|o| o.quiet_until).max() {
+            sleep(at.saturating_duration_since(Instant::now()));
+        }
+        let n = self.owners.len();
+        for first in (0..n).step_by(OWNERS_CLOSED_PER_ROUND) {
+            let mut round = OwnerRound::new();
+            for o in first..n.min(first + OWNERS_CLOSED_PER_ROUND) {
+                let owner = &mut self.owners[o];
+                let name = owner.name.as_slice();
+                for token in owner.dead.drain(..) {
+                    round.push(
+                        o,
+                        "SESSIONGATE.PGET",
+                        &[SIGN_KEY, &token, USER],
+                        OwnerExpect::Gone,
+                    );
+                }
+                if !owner.live.is_empty() && self.rng.random_ratio(30, 100) {
+                    let t = owner.live[self.rng.random_range(0..owner.live.len())]
+                        .token
+                        .clone();
+                    round.push(
+                        o,
+                        "SESSIONGATE.OEND",
+                        &[SIGN_KEY, name, b"except", &t],
+                        OwnerExpect::Oend(Oend::Except(t.clone())),
+                    );
+                    round.push(
+                        o,
+                        "SESSIONGATE.END",
+                        &[SIGN_KEY, &t],
+                        OwnerExpect::End(t.clone()),
+                    );
+                } else {
+                    round.push(
+                        o,
+                        "SESSIONGATE.OEND",
+                        &[SIGN_KEY, name],
+                        OwnerExpect::Oend(Oend::All),
+                    );
+                }
+                round.push(
+                    o,
+                    "SESSIONGATE.OLIST",
+                    &[SIGN_KEY, name],
+                    OwnerExpect::Olist,
+                );
+            }
+            round.run(&mut self.con, &mut self.owners, self.seed, &mut self.tally)?;
+        }
+        Ok(())
+    }
+}
+
+/// A revisited session's end: END (40%), EXPIRE 0 (20%) or a ttl of 1–2 s
+/// (40%), half of those visited again once it has passed.
+fn finish(rng: &mut StdRng, round: &mut Round, i: usize, session: &mut Session) {
+    let t = session.token.as_slice();
+    match rng.random_range(0..100) {
+        0..=39 => round.push(
+            i,
+            "SESSIONGATE.END",
+            &[SIGN_KEY, t],
+            Expect::Ok(Effect::Ended),
+        ),
+        40..=59 => round.push(
+            i,
+            "SESSIONGATE.EXPIRE",
+            &[SIGN_KEY, t, b"0"],
+            Expect::Ok(Effect::EndedByExpire0),
+        ),
+        _ => {
+            let ttl = rng.random_range(1..=2).to_string();
+            round.push(
+                i,
+                "SESSIONGATE.EXPIRE",
+                &[SIGN_KEY, t, ttl.as_bytes()],
+                Expect::Ok(Effect::None),
+            );
+            session.visit_when_expired = rng.random_ratio(50, 100);
+        }
     }
 }
 
@@ -698,6 +1409,532 @@ fn take_expiring(sessions: Vec<Session>) -> Vec<Session> {
         .into_iter()
         .filter(|s| s.visit_when_expired)
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Owners (docs/keys.md#owner-index). Each connection has owners of its own, so what an
+// owner holds is known exactly between its visits, and every OSTART's
+// evictions, OEND's count and OLIST's entries are decided by the model.
+
+/// Sessions of a drive per owner: a million sessions give 4,000 owners.
+const SESSIONS_PER_OWNER: u64 = 250;
+/// Owners a connection visits after each batch (owners waiting for a
+/// session of theirs to time out are skipped).
+const OWNER_VISITS: usize = 20;
+/// Owners closed in one pipeline at the end.
+const OWNERS_CLOSED_PER_ROUND: usize = 100;
+/// Owned sessions' payloads derive from ids past any session's.
+const OWNED: u64 = 1 << 62;
+/// docs/commands.md#session-lifecycle: an OEND ID that is not 16 of [A-Za-z0-9].
+const BAD_ID: &str = "<id> format is invalid";
+
+/// docs/commands.md#session-lifecycle: LIMIT reached with REJECT.
+fn too_many_sessions(limit: usize) -> String {
+    format!("the owner has reached the maximum number of sessions allowed of {limit}")
+}
+
+/// Owner `k` of a drive whose names start with `prefix`: plain, with a hash
+/// tag some owners share (so their indexes share a slot), binary, with
+/// `{}` (the whole name is hashed) and with nested braces.
+fn owner_name(prefix: &str, k: u64) -> Vec<u8> {
+    match k % 5 {
+        0 => format!("{prefix}-user-{k}").into_bytes(),
+        1 => format!("{prefix}-u{{team{}}}-{k}", k / 10).into_bytes(),
+        2 => [&b"\xff\0"[..], format!("{prefix} {k}").as_bytes()].concat(),
+        3 => format!("{{}}{prefix}-{k}").into_bytes(),
+        _ => format!("{prefix}-a{{b{{c}}d}}-{k}").into_bytes(),
+    }
+}
+
+/// When an owned session expires, as far as the model knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// As OLIST or INSPECT showed it, Unix ms.
+    Exact(i64),
+    /// Set by a call between these client times (plus the ttl).
+    Between(i64, i64),
+}
+
+struct Owned {
+    /// Its payloads derive from this, which ROTATE does not change.
+    serial: u64,
+    token: Vec<u8>,
+    /// Unix ms, once OLIST has shown it.
+    created: Option<i64>,
+    /// The client's clock around the OSTART.
+    started: (i64, i64),
+    expires: Expiry,
+    /// Until OLIST first shows it: OSTART set the expiry this many ms after
+    /// `created` (min(ttl, maxlife)), exactly.
+    fresh: Option<i64>,
+    maxlife: Option<i64>,
+    label: Option<Vec<u8>>,
+    /// USER and CART set.
+    payloads: bool,
+}
+
+impl Owned {
+    fn id(&self) -> &[u8] {
+        token_id(&self.token)
+    }
+
+    fn deadline(&self) -> Option<i64> {
+        Some(self.created? + self.maxlife? * 1000)
+    }
+
+    /// An expiry `ttl` s after a call made between `t0` and `t1`, clamped
+    /// by the deadline.
+    fn moved(&self, ttl: i64, (t0, t1): (i64, i64)) -> Expiry {
+        let clamp = |at: i64| self.deadline().map_or(at, |d| at.min(d));
+        Expiry::Between(clamp(t0 + ttl * 1000), clamp(t1 + ttl * 1000))
+    }
+}
+
+struct Owner {
+    name: Vec<u8>,
+    /// The canonical tag of the owner's slot: every session of the owner's
+    /// must carry it.
+    tag: &'static [u8],
+    /// OSTART's LIMIT for this owner: 2 to 5.
+    limit: usize,
+    number: u64,
+    serials: u64,
+    /// The live sessions, oldest first.
+    live: Vec<Owned>,
+    /// Tokens whose sessions are over (evicted, ended, timed out, or never
+    /// began): the next visit checks that they find none.
+    dead: Vec<Vec<u8>>,
+    /// A session of the owner's was given a ttl of 1 s: not visited before
+    /// this, when it has surely expired.
+    quiet_until: Option<Instant>,
+}
+
+impl Owner {
+    fn new(prefix: &str, k: u64) -> Self {
+        let name = owner_name(prefix, k);
+        Owner {
+            tag: canonical_tag(key_hash_slot(&name)),
+            name,
+            limit: 2 + (k % 4) as usize,
+            number: k,
+            serials: 0,
+            live: Vec::new(),
+            dead: Vec::new(),
+            quiet_until: None,
+        }
+    }
+}
+
+/// The payloads of owned session `serial`: (name, data) by name.
+fn owned_payloads(seed: u64, number: u64, serial: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let id = OWNED | (number << 24) | serial;
+    let mut all = vec![
+        (USER.to_vec(), payload(seed, id, 0)),
+        (CART.to_vec(), payload(seed, id, 1)),
+    ];
+    all.sort();
+    all
+}
+
+#[derive(Debug)]
+enum Oend {
+    All,
+    Except(Vec<u8>),
+    Ids(Vec<Vec<u8>>),
+}
+
+/// What an owner command's reply must be. Where a command is sent with an
+/// owned session's token, what it must do is decided when its reply is
+/// checked: a session the model no longer has live (an earlier command of
+/// the pipeline evicted, ended or rotated it) must not be found.
+#[derive(Debug)]
+enum OwnerExpect {
+    /// The token's session is over.
+    Gone,
+    Pmset(Vec<u8>),
+    Pgetall(Vec<u8>),
+    Inspect(Vec<u8>),
+    Rotate(Vec<u8>, Option<i64>),
+    Expire(Vec<u8>, i64),
+    End(Vec<u8>),
+    Oend(Oend),
+    BadId,
+    Ostart {
+        ttl: i64,
+        maxlife: Option<i64>,
+        label: Option<Vec<u8>>,
+        reject: bool,
+    },
+    Olist,
+}
+
+impl OwnerExpect {
+    fn token(&self) -> Option<&[u8]> {
+        use OwnerExpect::*;
+        match self {
+            Pmset(t) | Pgetall(t) | Inspect(t) | Rotate(t, _) | Expire(t, _) | End(t) => Some(t),
+            Oend(self::Oend::Except(t)) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One pipeline of owner commands and what each reply must be.
+struct OwnerRound {
+    pipe: redis::Pipeline,
+    checks: Vec<(usize, &'static str, OwnerExpect)>,
+}
+
+impl OwnerRound {
+    fn new() -> Self {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        OwnerRound {
+            pipe,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Queues `command` for owner `index` (of the slice `run` gets).
+    fn push(&mut self, index: usize, command: &'static str, args: &[&[u8]], expect: OwnerExpect) {
+        let cmd = self.pipe.cmd(command);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.checks.push((index, command, expect));
+    }
+
+    fn run(
+        self,
+        con: &mut Connection,
+        owners: &mut [Owner],
+        seed: u64,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        if self.checks.is_empty() {
+            return Ok(());
+        }
+        let before = now_ms();
+        let replies: Vec<Value> = self
+            .pipe
+            .query(con)
+            .map_err(|e| format!("transport error: {e}"))?;
+        let window = (before, now_ms());
+        if replies.len() != self.checks.len() {
+            return Err(format!(
+                "{} replies to {} commands",
+                replies.len(),
+                self.checks.len()
+            ));
+        }
+        for ((index, command, expect), reply) in self.checks.into_iter().zip(replies) {
+            let owner = &mut owners[index];
+            tally.operations += 1;
+            *tally.by_command.entry(command).or_default() += 1;
+            check_owned(owner, &expect, reply, window, seed, tally).map_err(|problem| {
+                format!(
+                    "{command} for owner {:?} (limit {}, {} live sessions in the model): {problem}",
+                    String::from_utf8_lossy(&owner.name),
+                    owner.limit,
+                    owner.live.len(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn check_owned(
+    owner: &mut Owner,
+    expect: &OwnerExpect,
+    reply: Value,
+    window: (i64, i64),
+    seed: u64,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let error = match &reply {
+        Value::ServerError(e) => Some(error_text(e)),
+        _ => None,
+    };
+    let unexpected = |what: &dyn std::fmt::Debug| Err(format!("expected {what:?}, got {reply:?}"));
+    let at = match expect.token() {
+        None => 0,
+        Some(token) => match owner.live.iter().position(|s| s.token == token) {
+            Some(at) => at,
+            None => {
+                if error.as_deref() != Some(NO_SESSION) {
+                    return unexpected(&format!("{NO_SESSION}: the owner has no such session"));
+                }
+                tally.missing_sessions += 1;
+                return Ok(());
+            }
+        },
+    };
+    match expect {
+        OwnerExpect::Gone => {
+            if error.as_deref() != Some(NO_SESSION) {
+                return unexpected(&NO_SESSION);
+            }
+            tally.missing_sessions += 1;
+        }
+        OwnerExpect::BadId => {
+            if error.as_deref() != Some(BAD_ID) {
+                return unexpected(&BAD_ID);
+            }
+        }
+        OwnerExpect::Pmset(_) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            owner.live[at].payloads = true;
+            tally.payloads_set += 2;
+        }
+        OwnerExpect::Pgetall(_) => {
+            let s = &owner.live[at];
+            let want = match s.payloads {
+                true => owned_payloads(seed, owner.number, s.serial),
+                false => Vec::new(),
+            };
+            let same = matches!(&reply, Value::Array(items)
+            if items.len() == 2 * want.len()
+                && items.chunks(2).zip(&want).all(|(item, (name, data))| {
+                    bulk(&item[0]) == Some(name.as_slice()) && bulk(&item[1]) == Some(data)
+                }));
+            if !same {
+                return unexpected(&want);
+            }
+            tally.payloads_read += want.len() as u64;
+        }
+        OwnerExpect::Inspect(_) => {
+            let s = &mut owner.live[at];
+            let got = fields(&reply).filter(|f| f.len() == 9);
+            let expires = match got.as_ref().and_then(|f| f.get(&b"expires"[..])) {
+                Some(Value::Int(at)) => *at,
+                _ => return unexpected(&"INSPECT's 9 fields"),
+            };
+            let want = [
+                ("version", Value::Int(2)),
+                ("id", Value::BulkString(s.id().to_vec())),
+                ("created", int_or_nil(s.created)),
+                ("deadline", int_or_nil(s.deadline())),
+                ("owner", Value::BulkString(owner.name.clone())),
+                ("label", bulk_or_nil(s.label.as_deref())),
+                ("payloads", Value::Int(if s.payloads { 2 } else { 0 })),
+                ("stale", Value::Int(0)),
+            ];
+            let same = got.is_some_and(|got| {
+                want.iter()
+                    .all(|(name, value)| got.get(name.as_bytes()) == Some(value))
+            });
+            if !same || !expiry_agrees(s.expires, expires) {
+                return unexpected(&(want, s.expires));
+            }
+            s.expires = Expiry::Exact(expires);
+        }
+        OwnerExpect::Rotate(_, ttl) => {
+            let token = match bulk(&reply) {
+                Some(token) if v2_tag(token) == Some(owner.tag) => token,
+                _ => return unexpected(&"a v2 token in the owner's slot"),
+            };
+            let s = &mut owner.live[at];
+            s.token = token.to_vec();
+            if let Some(ttl) = ttl {
+                s.expires = s.moved(*ttl, window);
+                s.fresh = None;
+            }
+            tally.rotated += 1;
+        }
+        OwnerExpect::Expire(_, ttl) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            match ttl {
+                0 => {
+                    owner.dead.push(owner.live.remove(at).token);
+                    tally.ended_by_expire_0 += 1;
+                }
+                1..=3 => {
+                    owner.dead.push(owner.live.remove(at).token);
+                    owner.quiet_until = Some(Instant::now() + EXPIRED_AFTER);
+                }
+                _ => {
+                    let s = &mut owner.live[at];
+                    s.expires = s.moved(*ttl, window);
+                    s.fresh = None;
+                }
+            }
+        }
+        OwnerExpect::End(_) => {
+            if reply != Value::Okay {
+                return unexpected(&"OK");
+            }
+            owner.dead.push(owner.live.remove(at).token);
+            tally.ended += 1;
+        }
+        OwnerExpect::Oend(which) => {
+            let ends = |s: &Owned| match which {
+                Oend::All => true,
+                Oend::Except(kept) => s.token != *kept,
+                Oend::Ids(ids) => ids.iter().any(|id| id == s.id()),
+            };
+            let n = owner.live.iter().filter(|s| ends(s)).count();
+            if reply != Value::Int(n as i64) {
+                return unexpected(&n);
+            }
+            let (ended, kept): (Vec<Owned>, Vec<Owned>) =
+                std::mem::take(&mut owner.live).into_iter().partition(ends);
+            owner.live = kept;
+            owner.dead.extend(ended.into_iter().map(|s| s.token));
+            tally.ended_by_owner += n as u64;
+        }
+        OwnerExpect::Ostart {
+            ttl,
+            maxlife,
+            label,
+            reject,
+        } => {
+            let minted = |reply: &Value| {
+                bulk(reply)
+                    .filter(|token| v2_tag(token) == Some(owner.tag))
+                    .map(<[u8]>::to_vec)
+            };
+            if *ttl == 0 {
+                // START's ttl 0: a token, nothing stored, nothing evicted.
+                let Some(token) = minted(&reply) else {
+                    return unexpected(&"a v2 token in the owner's slot");
+                };
+                owner.dead.push(token);
+                tally.started += 1;
+                tally.v2_started += 1;
+                tally.owned_started += 1;
+                return Ok(());
+            }
+            let live = owner.live.len();
+            if live >= owner.limit && *reject {
+                let text = too_many_sessions(owner.limit);
+                if error.as_deref() != Some(text.as_str()) {
+                    return unexpected(&text);
+                }
+                return Ok(());
+            }
+            let Some(token) = minted(&reply) else {
+                return unexpected(&"a v2 token in the owner's slot");
+            };
+            if live >= owner.limit {
+                // EVICT: the sessions that expire first, as the index
+                // orders them (score, then id), until the new one fits.
+                let mut order = Vec::with_capacity(live);
+                for (i, s) in owner.live.iter().enumerate() {
+                    let Expiry::Exact(at) = s.expires else {
+                        return Err(
+                            "the model does not know an expiry exactly before an eviction".into(),
+                        );
+                    };
+                    order.push((at, s.id().to_vec(), i));
+                }
+                order.sort();
+                let mut evicted: Vec<usize> =
+                    order[..=live - owner.limit].iter().map(|e| e.2).collect();
+                evicted.sort_unstable_by(|a, b| b.cmp(a));
+                for i in evicted {
+                    owner.dead.push(owner.live.remove(i).token);
+                    tally.evicted += 1;
+                }
+            }
+            let lifetime = maxlife.map_or(*ttl, |m| m.min(*ttl)) * 1000;
+            owner.serials += 1;
+            owner.live.push(Owned {
+                serial: owner.serials,
+                token,
+                created: None,
+                started: window,
+                expires: Expiry::Between(window.0 + lifetime, window.1 + lifetime),
+                fresh: Some(lifetime),
+                maxlife: *maxlife,
+                label: label.clone(),
+                payloads: false,
+            });
+            tally.started += 1;
+            tally.v2_started += 1;
+            tally.owned_started += 1;
+        }
+        OwnerExpect::Olist => check_olist(owner, &reply, tally)?,
+    }
+    Ok(())
+}
+
+/// An expiry read back against what the model knows.
+fn expiry_agrees(known: Expiry, at: i64) -> bool {
+    match known {
+        Expiry::Exact(known) => at == known,
+        Expiry::Between(lo, hi) => (lo - CLOCK_SLACK_MS..=hi + CLOCK_SLACK_MS).contains(&at),
+    }
+}
+
+/// OLIST: every live session of the owner's and no other, oldest first,
+/// each with what the model knows of it; what it did not know exactly yet
+/// (a new session's `created`, an expiry that was moved), it learns.
+fn check_olist(owner: &mut Owner, reply: &Value, tally: &mut Tally) -> Result<(), String> {
+    let Value::Array(entries) = reply else {
+        return Err(format!("expected an array, got {reply:?}"));
+    };
+    if entries.len() != owner.live.len() {
+        return Err(format!(
+            "{} sessions listed, the owner has {}: {reply:?}",
+            entries.len(),
+            owner.live.len()
+        ));
+    }
+    let mut previous: Option<(i64, Vec<u8>)> = None;
+    for entry in entries {
+        let bad = || format!("entry {entry:?} of {reply:?}");
+        let f = fields(entry).filter(|f| f.len() == 5).ok_or_else(bad)?;
+        let (Some(Value::BulkString(id)), Some(Value::Int(created)), Some(Value::Int(expires))) = (
+            f.get(&b"id"[..]),
+            f.get(&b"created"[..]),
+            f.get(&b"expires"[..]),
+        ) else {
+            return Err(bad());
+        };
+        if previous
+            .as_ref()
+            .is_some_and(|(at, first)| (*at, first.as_slice()) >= (*created, id.as_slice()))
+        {
+            return Err(format!("not oldest first: {reply:?}"));
+        }
+        previous = Some((*created, id.clone()));
+        let Some(s) = owner.live.iter_mut().find(|s| s.id() == id.as_slice()) else {
+            return Err(format!(
+                "{} is not a live session of the owner's: {reply:?}",
+                String::from_utf8_lossy(id)
+            ));
+        };
+        let was = s.created;
+        let created_agrees = match was {
+            Some(known) => known == *created,
+            None => (s.started.0 - CLOCK_SLACK_MS..=s.started.1 + CLOCK_SLACK_MS).contains(created),
+        };
+        s.created = Some(*created);
+        let fresh_agrees = s.fresh.take().is_none_or(|ms| *expires == created + ms);
+        let same = created_agrees
+            && fresh_agrees
+            && expiry_agrees(s.expires, *expires)
+            && f.get(&b"deadline"[..]) == Some(&int_or_nil(s.deadline()))
+            && f.get(&b"label"[..]) == Some(&bulk_or_nil(s.label.as_deref()));
+        if !same {
+            return Err(format!(
+                "{} (created {:?}, {:?}, maxlife {:?}, label {:?}) listed as {entry:?}",
+                String::from_utf8_lossy(id),
+                was,
+                s.expires,
+                s.maxlife,
+                s.label
+            ));
+        }
+        s.expires = Expiry::Exact(*expires);
+        tally.listed += 1;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -793,7 +2030,7 @@ fn a_million_sessions_through_every_command_leave_memory_where_it_started() {
 /// Sessions of the warm-up run, not counted: see `soak`.
 const WARMUP_SESSIONS: u64 = 4_000;
 
-const COUNTERS: [&str; 9] = [
+const COUNTERS: &[&str] = &[
     "sessions_started",
     "sessions_ended",
     "sessions_ended_by_expire_0",
@@ -803,6 +2040,11 @@ const COUNTERS: [&str; 9] = [
     "signature_failures",
     "malformed_tokens",
     "missing_sessions",
+    "unknown_rings",
+    "ids_drawn",
+    "sessions_rotated",
+    "sessions_evicted",
+    "sessions_ended_by_owner",
 ];
 
 fn counters(con: &mut Connection) -> Vec<u64> {
@@ -817,7 +2059,7 @@ fn counters(con: &mut Connection) -> Vec<u64> {
 }
 
 /// What a drive did, as INFO sessiongate counts it (COUNTERS' order).
-fn expected_counters(tally: &Tally) -> [u64; 9] {
+fn expected_counters(tally: &Tally) -> [u64; COUNTERS.len()] {
     [
         tally.started,
         tally.ended,
@@ -828,6 +2070,14 @@ fn expected_counters(tally: &Tally) -> [u64; 9] {
         tally.signature_failures,
         tally.malformed_tokens,
         tally.missing_sessions,
+        tally.unknown_rings,
+        // One id drawn per token minted: in standalone a drawn id is taken
+        // only when it collides with a live one, which for ids of 62^16
+        // values and at most a million sessions does not happen.
+        tally.started + tally.rotated,
+        tally.rotated,
+        tally.evicted,
+        tally.ended_by_owner,
     ]
 }
 
@@ -840,9 +2090,54 @@ fn drain(con: &mut Connection) -> u64 {
     dbsize(con)
 }
 
+/// Sessions `ids` in two halves: the first with `sessiongate.token-version`
+/// 1, the second with 2 (each its own `drive`, as the config is the whole
+/// server's). What the halves add up to, as `drive`.
+fn drive_both_versions(
+    server: &Server,
+    ids: std::ops::Range<u64>,
+    connections: u64,
+    deadline: Duration,
+    seed: u64,
+    report: bool,
+) -> (Tally, Vec<String>, u64) {
+    let started = Instant::now();
+    let middle = ids.start + (ids.end - ids.start) / 2;
+    let mut control = server.connection();
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    let mut peak_keys = 0;
+    for (version, half) in [(1, ids.start..middle), (2, middle..ids.end)] {
+        let set: redis::RedisResult<Value> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("sessiongate.token-version")
+            .arg(version)
+            .query(&mut control);
+        if let Err(e) = set {
+            failures.push(format!(
+                "CONFIG SET sessiongate.token-version {version}: {e}"
+            ));
+            break;
+        }
+        if report {
+            println!("  token-version {version}: sessions {half:?}");
+        }
+        let left = deadline.saturating_sub(started.elapsed());
+        let (t, f, peak) = drive(server, half, connections, left, seed, report, version == 2);
+        tally.merge(&t);
+        peak_keys = peak_keys.max(peak);
+        failures.extend(f);
+        if !failures.is_empty() {
+            break;
+        }
+    }
+    (tally, failures, peak_keys)
+}
+
 /// Sessions `ids` spread over `connections` connections, each on a thread;
-/// progress every 10 s if `report`. The sum of the tallies, each
-/// connection's failure, and the largest DBSIZE seen.
+/// progress every 10 s if `report`; `v2` when the server's token-version
+/// is 2. The sum of the tallies, each connection's failure, and the
+/// largest DBSIZE seen.
 fn drive(
     server: &Server,
     ids: std::ops::Range<u64>,
@@ -850,6 +2145,7 @@ fn drive(
     deadline: Duration,
     seed: u64,
     report: bool,
+    v2: bool,
 ) -> (Tally, Vec<String>, u64) {
     let abort = AtomicBool::new(false);
     let progress = AtomicU64::new(0);
@@ -858,9 +2154,13 @@ fn drive(
     let results: Mutex<Vec<Result<Tally, String>>> = Mutex::new(Vec::new());
     let started = Instant::now();
     let count = ids.end - ids.start;
+    let owners = (count / SESSIONS_PER_OWNER).max(connections);
+    // Owner names of this drive's own: the warm-up's and each half's differ.
+    let prefix = format!("o{}", ids.start);
     std::thread::scope(|scope| {
         for n in 0..connections {
-            let (abort, progress, results, url) = (&abort, &progress, &results, &url);
+            let (abort, progress, results, url, prefix) =
+                (&abort, &progress, &results, &url, &prefix);
             let first = ids.start + count * n / connections;
             let last = ids.start + count * (n + 1) / connections;
             scope.spawn(move || {
@@ -875,6 +2175,11 @@ fn drive(
                             ),
                             con,
                             tally: Tally::default(),
+                            v2,
+                            owners: (owners * n / connections..owners * (n + 1) / connections)
+                                .map(|k| Owner::new(prefix, k))
+                                .collect(),
+                            next_owner: 0,
                         };
                         worker
                             .run(first..last, abort, progress)
@@ -946,9 +2251,13 @@ fn soak(
     // run's), so that what Redis allocates once and keeps is in the
     // baseline: above all Redis 7's per-command latency histogram
     // (`latency-tracking`, on by default), about 72 KB for each command the
-    // first time it is called, 10 module commands and the ones used here.
+    // first time it is called: the 15 module commands (ROTATE, INSPECT and
+    // the owner commands too: each is certain to be called by a few
+    // thousand sessions and a dozen owners), CONFIG SET (token-version)
+    // and the ones used here.
     let warmup = sessions..sessions + WARMUP_SESSIONS;
-    let (_, warmup_failures, _) = drive(server, warmup, connections, deadline, seed, false);
+    let (_, warmup_failures, _) =
+        drive_both_versions(server, warmup, connections, deadline, seed, false);
     if !warmup_failures.is_empty() {
         return warmup_failures;
     }
@@ -974,7 +2283,7 @@ fn soak(
 
     let started = Instant::now();
     let (tally, mut failures, peak_keys) =
-        drive(server, 0..sessions, connections, deadline, seed, true);
+        drive_both_versions(server, 0..sessions, connections, deadline, seed, true);
     let elapsed = started.elapsed();
 
     // The module's counters against what the replies add up to.
@@ -1055,6 +2364,35 @@ fn soak(
         ),
     );
     row(
+        "tokens",
+        format!(
+            "v1 {}, v2 {}",
+            tally.started - tally.v2_started,
+            tally.v2_started
+        ),
+    );
+    row(
+        "rotated",
+        format!(
+            "{} (of them v1, now v2: {})",
+            tally.rotated, tally.rotated_v1
+        ),
+    );
+    row(
+        "owners",
+        format!(
+            "{} visits, OLIST entries checked {}",
+            tally.owner_visits, tally.listed
+        ),
+    );
+    row(
+        "owned sessions",
+        format!(
+            "started {}, evicted {}, ended by OEND {}",
+            tally.owned_started, tally.evicted, tally.ended_by_owner
+        ),
+    );
+    row(
         "visited after their ttl, gone",
         tally.checked_expired.to_string(),
     );
@@ -1068,8 +2406,11 @@ fn soak(
     row(
         "errors (all expected)",
         format!(
-            "no session {}, forged {}, malformed {}",
-            tally.missing_sessions, tally.signature_failures, tally.malformed_tokens
+            "no session {}, forged {}, malformed {}, unknown ring {}",
+            tally.missing_sessions,
+            tally.signature_failures,
+            tally.malformed_tokens,
+            tally.unknown_rings
         ),
     );
     row(

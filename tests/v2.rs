@@ -1,4 +1,4 @@
-//! SPEC 5.2, v2 sessions, against real servers: `sessiongate.token-version 2`
+//! docs/tokens.md#v2-tokens, v2 sessions, against real servers: `sessiongate.token-version 2`
 //! makes a three-argument START mint `v2.{<tag>}.<id>.<sig>`, whose session
 //! is one hash `sg-session:{<tag>}.<id>` with its record in field `""`.
 //! Everything the module computes is recomputed here without its code: the
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 const KEY: &str = "v2-sign-key-that-must-stay-secret";
 /// Loadmodule arguments: every START on the server mints v2.
 const V2: [&str; 2] = ["token-version", "2"];
-/// SPEC 5.2: v2 expiries are at most 2^53 ms.
+/// docs/tokens.md#v2-tokens: v2 expiries are at most 2^53 ms.
 const MAX_V2_EXPIRY_MS: i64 = 1 << 53;
 
 // ---------------------------------------------------------------------------

@@ -44,14 +44,20 @@ impl<'c> Index<'c> {
         }
     }
 
-    /// `Err` when the index is missing on a node importing its slot: it may
-    /// still be on its way (docs/cluster.md#during-a-migration). Asked
-    /// before a command writes to it, so that no second index is made
-    /// there, which would stop the migration of the source's.
+    /// Before an owner command reads or writes the index: `Err(WrongType)`
+    /// when a key of another type holds its name (else its sessions would
+    /// be in no index, beyond LIMIT and out of OEND's reach), and
+    /// `Err(TryAgain)` when it is missing on a node importing its slot: it
+    /// may still be on its way (docs/cluster.md#during-a-migration).
     pub fn settle(&self) -> Result<(), crate::error::Rejection> {
-        if Key::open(self.ctx, &self.name, Access::Read).kind() != Kind::Missing {
+        let key = Key::open(self.ctx, &self.name, Access::Read);
+        if key.is_sorted_set() {
             return Ok(());
         }
+        if key.kind() != Kind::Missing {
+            return Err(crate::error::Rejection::WrongType);
+        }
+        drop(key);
         if self.slot_importing() {
             return Err(crate::error::Rejection::TryAgain);
         }
@@ -62,7 +68,7 @@ impl<'c> Index<'c> {
     /// index and a name of its slot that is never a key is a two-key
     /// command with a key missing, which Redis refuses exactly there
     /// (`cluster::importing`).
-    pub fn slot_importing(&self) -> bool {
+    fn slot_importing(&self) -> bool {
         let sibling = [&b"sg-owner:{"[..], self.tag.as_bytes(), b"}"].concat();
         let sibling = RedisString::create_from_slice(self.ctx.ctx, &sibling);
         cluster::importing(self.ctx, &[&self.name, &sibling])

@@ -149,7 +149,11 @@ impl<'c> Session<'c> {
         match self {
             Session::V1(session) => session.end(),
             Session::V2(session) => {
-                session.settle_index()?;
+                // An index still on its way is waited for; one of the wrong
+                // type does not keep the session from ending.
+                if let Err(Rejection::TryAgain) = session.settle_index() {
+                    return Err(Rejection::TryAgain);
+                }
                 session.end(c"sessiongate.end");
                 Ok(())
             }

@@ -81,11 +81,17 @@ pub fn rotate(old: Session, rotation: &Rotation) -> Result<Minted, Rejection> {
             }
         }
     };
-    let expires_at = match rotation.ttl {
+    let requested = match rotation.ttl {
         None => carried.expires_at,
         Some(at) => at,
-    }
-    .map(|at| carried.deadline.map_or(at, |deadline| at.min(deadline)));
+    };
+    // The deadline bounds the expiry, and gives one to a session that had
+    // none (written by other means).
+    let expires_at = match (requested, carried.deadline) {
+        (Some(at), Some(deadline)) => Some(at.min(deadline)),
+        (None, deadline) => deadline,
+        (at, None) => at,
+    };
 
     // Neither index may be made anew on a node importing the slot.
     if let Some((owner, namespace)) = &carried.owner {

@@ -43,6 +43,11 @@ type Table = [[u8; MAX_TAG_LEN]; SLOT_COUNT];
 
 static TABLE: OnceLock<Box<Table>> = OnceLock::new();
 
+/// Builds the table now if it is not built yet.
+pub fn build_table() {
+    table();
+}
+
 fn table() -> &'static Table {
     TABLE.get_or_init(build)
 }

@@ -304,7 +304,7 @@ pub fn ids_drawn(con: &mut Connection) -> u64 {
 }
 
 /// The parts of a v2 token, `v2.{<tag>}.<id>.<signature>` (docs/tokens.md,
-/// SPEC 5.2), read with no help from the module's code.
+/// docs/tokens.md#v2-tokens), read with no help from the module's code.
 pub struct V2<'a> {
     pub tag: &'a str,
     pub id: &'a str,
@@ -342,7 +342,7 @@ pub fn v2_key_of(token: &str) -> String {
 
 /// Sends `args`, any bytes, to the master of the slot that `key` hashes to
 /// by the client library's own hashing (hash tags included): how a client
-/// routes an owner command by its declared key, the owner (SPEC 6.3).
+/// routes an owner command by its declared key, the owner (docs/keys.md#owner-index).
 pub fn by_key<A: AsRef<[u8]>>(
     cluster: &mut ClusterConnection,
     key: &[u8],
@@ -364,7 +364,7 @@ pub fn by_key<A: AsRef<[u8]>>(
     }
 }
 
-/// The `<ns>` of an owner index for the raw sign key `sign_key` (SPEC
+/// The `<ns>` of an owner index for the raw sign key `sign_key` (docs
 /// 6.3): `k.` and the first 8 bytes, as hex, of HMAC-SHA256(key,
 /// `sessiongate owner namespace`).
 pub fn owner_namespace(sign_key: &str) -> String {
@@ -372,7 +372,7 @@ pub fn owner_namespace(sign_key: &str) -> String {
     format!("k.{}", &mac[..16])
 }
 
-/// An owner's index, `sg-owner:{<tag>}:<ns>:<owner>` (SPEC 6.3), for the
+/// An owner's index, `sg-owner:{<tag>}:<ns>:<owner>` (docs/keys.md#owner-index), for the
 /// raw sign key `sign_key`; `tag` is the canonical tag of the owner's slot,
 /// which the owner's v2 tokens carry.
 pub fn owner_index_key(tag: &str, sign_key: &str, owner: &[u8]) -> Vec<u8> {

@@ -76,16 +76,40 @@ pub const NO_SERVED_SLOT: &str = "ERR this cluster node serves no hash slot, so 
 pub const TRY_AGAIN: &str =
     "TRYAGAIN the session's slot is being imported to this node and its keys are not all here yet";
 
-/// docs/keyrings.md#keyrefs (SPEC 5.1), step 2: an `@<ring>` keyref naming
+/// docs/keyrings.md#keyrefs (docs/keyrings.md), step 2: an `@<ring>` keyref naming
 /// no ring this caller may use, or any `@` keyref with no keyring loaded.
 pub fn unknown_ring(ring: impl Display) -> String {
     format!("the keyring {ring} does not exist")
 }
 
-/// docs/keyrings.md#keyrefs (SPEC 5.1), step 2: a raw sign key while
+/// docs/keyrings.md#keyrefs (docs/keyrings.md), step 2: a raw sign key while
 /// `sessiongate.allow-raw-keys` is `no`.
 pub const RAW_KEYS_DISABLED: &str = "raw sign keys are disabled: use a keyring (@<ring>)";
 
-/// SPEC 5.2: a v2 session whose record (field `""`) the module cannot
+/// docs/tokens.md#v2-tokens: a v2 session whose record (field `""`) the module cannot
 /// read, after step 8.
 pub const UNREADABLE_RECORD: &str = "the session contained in <token> has an unreadable record";
+
+// docs Part 6, the session lifecycle's errors, as its table words them.
+
+/// docs/commands.md#session-lifecycle: an empty `<owner>` (OSTART, OLIST, OEND).
+pub const EMPTY_OWNER: &str = "<owner> must have at least one character";
+/// docs/commands.md#session-lifecycle: an `<owner>` longer than 512 bytes.
+pub const OWNER_TOO_LONG: &str = "<owner> length exceeds the maximum value allowed of 512";
+/// docs/commands.md#session-lifecycle: an empty LABEL.
+pub const EMPTY_LABEL: &str = "<label> must have at least one character";
+/// docs/commands.md#session-lifecycle: a LABEL longer than 512 bytes.
+pub const LABEL_TOO_LONG: &str = "<label> length exceeds the maximum value allowed of 512";
+/// docs/commands.md#session-lifecycle: MAXLIFE not an integer of at least 1, or overflowing.
+pub const BAD_MAXLIFE: &str = "<maxlife> must be a valid integer that represents seconds";
+/// docs/commands.md#session-lifecycle: LIMIT not an integer of at least 1.
+pub const BAD_LIMIT: &str = "<limit> must be a positive integer";
+/// docs/commands.md#session-lifecycle: an OEND ID that is not 16 of `[A-Za-z0-9]`.
+pub const BAD_ID: &str = "<id> format is invalid";
+/// docs/commands.md#session-lifecycle: an OEND EXCEPT token that is not one of the owner's sessions.
+pub const NOT_THE_OWNERS: &str = "the session contained in <token> does not belong to <owner>";
+
+/// docs/keys.md#owner-index: LIMIT `n` REJECT reached, or `max-sessions-per-owner` (`n`).
+pub fn too_many_sessions(n: impl Display) -> String {
+    format!("the owner has reached the maximum number of sessions allowed of {n}")
+}

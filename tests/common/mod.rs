@@ -32,6 +32,15 @@ pub const COMMANDS: [&str; 10] = [
     "sessiongate.pmset",
 ];
 
+/// The session lifecycle's commands (docs/commands.md#session-lifecycle).
+pub const LIFECYCLE_COMMANDS: [&str; 5] = [
+    "sessiongate.ostart",
+    "sessiongate.olist",
+    "sessiongate.oend",
+    "sessiongate.rotate",
+    "sessiongate.inspect",
+];
+
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// In a server's extra arguments: replaced by a free loopback port.
 pub const FREE_PORT: &str = "<free-port>";
