@@ -21,14 +21,14 @@
 //! record (then puts it back), so that the unreadable-record error is met
 //! and shown to change nothing.
 //!
-//! The session lifecycle (SPEC Part 6) runs among the older commands:
-//! START with MAXLIFE and LABEL, deadlines clamping every expiry,
-//! `default-max-lifetime` flipping; ROTATE of v1 and v2 sessions; OSTART,
-//! OLIST and OEND over a few owners (braces included), with LIMIT, EVICT,
-//! REJECT and `max-sessions-per-owner`, each owner's index kept in the
-//! model and compared with the keyspace; INSPECT. Plain Redis also deletes
-//! sessions outright, as `maxmemory` eviction would, leaving index entries
-//! behind.
+//! The session lifecycle (docs/commands.md#session-lifecycle) runs among
+//! the older commands: START with MAXLIFE and LABEL, deadlines clamping
+//! every expiry, `default-max-lifetime` flipping; ROTATE of v1 and v2
+//! sessions; OSTART, OLIST and OEND over a few owners (braces included),
+//! with LIMIT, EVICT, REJECT and `max-sessions-per-owner`, each owner's
+//! index kept in the model and compared with the keyspace; INSPECT. Plain
+//! Redis also deletes sessions outright, as `maxmemory` eviction would,
+//! leaving index entries behind.
 //!
 //! `SESSIONGATE_MODEL_SEED` replays a seed (a failure prints it), and
 //! `SESSIONGATE_MODEL_OPS` sets how many operations to run.
@@ -88,21 +88,6 @@ const SIGN_KEYS: [&[u8]; 3] = [b"mykey", b"another key", b"\0bin\xffkey\r\n"];
 
 /// docs/tokens.md#expiry: the latest expiry of a v2 session, in Unix ms.
 const V2_MAX_EXPIRY_MS: i64 = 1 << 53;
-
-// The session lifecycle's errors, exactly as docs/errors.md#lifecycle-errors
-// writes them (tests/common/errors.rs has the older commands' only).
-const EMPTY_OWNER: &str = "<owner> must have at least one character";
-const LONG_OWNER: &str = "<owner> length exceeds the maximum value allowed of 512";
-const EMPTY_LABEL: &str = "<label> must have at least one character";
-const LONG_LABEL: &str = "<label> length exceeds the maximum value allowed of 512";
-const BAD_MAXLIFE: &str = "<maxlife> must be a valid integer that represents seconds";
-const BAD_LIMIT: &str = "<limit> must be a positive integer";
-const BAD_ID: &str = "<id> format is invalid";
-const NOT_THE_OWNERS: &str = "the session contained in <token> does not belong to <owner>";
-
-fn too_many_sessions(n: usize) -> String {
-    format!("the owner has reached the maximum number of sessions allowed of {n}")
-}
 
 /// The owners of owner commands: few, so that they gather sessions, and
 /// some with braces, whose slot is their hash tag's as Redis Cluster
@@ -954,12 +939,12 @@ impl Model {
             Rej::NoPayload => NO_PAYLOAD.into(),
             Rej::BadMaxlife => BAD_MAXLIFE.into(),
             Rej::EmptyOwner => EMPTY_OWNER.into(),
-            Rej::LongOwner => LONG_OWNER.into(),
+            Rej::LongOwner => OWNER_TOO_LONG.into(),
             Rej::BadLimit => BAD_LIMIT.into(),
             Rej::BadId => BAD_ID.into(),
             Rej::NotTheOwners => NOT_THE_OWNERS.into(),
             Rej::EmptyLabel => EMPTY_LABEL.into(),
-            Rej::LongLabel => LONG_LABEL.into(),
+            Rej::LongLabel => LABEL_TOO_LONG.into(),
         }
     }
 
@@ -1879,7 +1864,17 @@ impl Model {
                 if expires.is_some_and(|e| clamped(e, deadline)) {
                     self.tally("rotate", "clamped by the deadline");
                 }
-                let expires = expires.map(|e| clamp(e, deadline));
+                // docs/commands.md#maxlife: the deadline bounds the expiry,
+                // and is the expiry of a session that had none (a v1 one
+                // written by other means, given the default deadline).
+                let expires = match (expires, deadline) {
+                    (Some(e), _) => Some(clamp(e, deadline)),
+                    (None, Some(deadline)) => {
+                        self.tally("rotate", "no expiry, now its deadline");
+                        Some(deadline)
+                    }
+                    (None, None) => None,
+                };
                 if let (Some((owner, ns)), Some(at)) = (&old.owner, expires) {
                     self.index_set(index_name(owner, ns), parts.id.to_vec(), at);
                 }
@@ -3059,18 +3054,6 @@ impl Model {
                             }
                         }
                     }
-                    // KNOWN BUG (src/store/rotate.rs): ROTATE without TTL of
-                    // a v1 session that has no expiry, while
-                    // default-max-lifetime is set, writes a deadline but no
-                    // expiry, so the session outlives its deadline (SPEC
-                    // 6.1). Steered around unless asked for.
-                    let no_ttl = options(&args[3..], ROTATE_OPTIONS)
-                        .is_some_and(|given| given.values.is_empty());
-                    let endless_v1 =
-                        session.is_some_and(|s| s.version() == Version::V1 && s.expires.is_none());
-                    if no_ttl && endless_v1 && self.default_max_lifetime > 0 && !known_bugs() {
-                        args.extend([b"TTL".to_vec(), b"86400".to_vec()]);
-                    }
                 }
                 "pmget" => {
                     for _ in 0..rng.random_range(1..=5) {
@@ -3951,13 +3934,6 @@ fn describe(op: &Op) -> String {
     }
 }
 
-/// `SESSIONGATE_MODEL_KNOWN_BUGS=1`: the generator no longer steers around
-/// the paths of the module's known bugs (each marked KNOWN BUG), so that a
-/// fix can be checked; the run then fails where the bug is met.
-fn known_bugs() -> bool {
-    std::env::var_os("SESSIONGATE_MODEL_KNOWN_BUGS").is_some_and(|v| v == "1")
-}
-
 fn env_number(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     let value = value.trim();
@@ -4045,11 +4021,12 @@ fn required_coverage() -> Vec<String> {
     required
 }
 
-/// The session lifecycle's outcomes (SPEC Part 6) every default-length run
-/// must reach, besides ROTATE's and INSPECT's token checks above.
+/// The session lifecycle's outcomes (docs/commands.md#session-lifecycle)
+/// every default-length run must reach, besides ROTATE's and INSPECT's
+/// token checks above.
 fn lifecycle_coverage() -> Vec<String> {
     let required = vec![
-        // 6.1
+        // MAXLIFE and LABEL
         "start with options",
         "v2 start with options",
         "start BadMaxlife",
@@ -4057,7 +4034,7 @@ fn lifecycle_coverage() -> Vec<String> {
         "start with the default deadline",
         "expire clamped by the deadline",
         "config default-max-lifetime refused",
-        // 6.2
+        // ROTATE
         "rotate BadTtl",
         "v2 rotate BadTtl",
         "rotate ttl past 2^53",
@@ -4068,7 +4045,7 @@ fn lifecycle_coverage() -> Vec<String> {
         "rotate clamped by the deadline",
         "rotate owned",
         "rotate owned, into another namespace",
-        // 6.3
+        // the owner commands and the index
         "expire ok, owned",
         "config max-sessions-per-owner refused",
         "vanish owned",
@@ -4112,7 +4089,7 @@ fn lifecycle_coverage() -> Vec<String> {
         "oend Unreadable",
         "oend Stale",
         "oend pruned a session gone by other means",
-        // 6.4
+        // INSPECT
         "inspect ok, stale",
         "inspect ok, with a deadline or label",
     ];
@@ -4288,8 +4265,8 @@ fn repair(con: &mut Connection, model: &mut Model, handle: Handle) -> Result<(),
 /// Starts an expiry episode: a new owner's session with a ttl of 1 s,
 /// after, every other time, a long-lived one of the same owner and keyref
 /// that keeps the index alive. Until `resolve`, nothing touches them but
-/// the companion's own commands (SPEC 6.3: a session that simply expires
-/// is ignored by reads and pruned by the next owner command).
+/// the companion's own commands (docs/keys.md#owner-index: a session that
+/// simply expires keeps its entry until an owner command comes by).
 fn doom(
     con: &mut Connection,
     model: &mut Model,
