@@ -2880,7 +2880,7 @@ impl Model {
                 2 => ("sessiongate.max-payloads-per-session", &[0, 0, 1, 2, 3, 8]),
                 3 | 4 => (
                     "sessiongate.max-sessions-per-owner",
-                    &[1000, 1000, 0, 2, 3, 5, 1_000_001, -1],
+                    &[1000, 1000, 0, 2, 2, 3, 3, 5, 1_000_001, -1],
                 ),
                 _ => (
                     "sessiongate.default-max-lifetime",
@@ -3052,6 +3052,19 @@ impl Model {
                             } else if is_ring_secret(&s.keyref) {
                                 args[1] = b"@app".to_vec();
                             }
+                        }
+                    }
+                    // ...and now and then such a session picked on purpose.
+                    if rng.random_ratio(1, 10) {
+                        let named: Vec<&Session> = self
+                            .live
+                            .iter()
+                            .map(|h| &self.sessions[h])
+                            .filter(|s| s.owner.is_some() && s.keyref.starts_with(b"@"))
+                            .collect();
+                        if let Some(s) = named.choose(rng) {
+                            args[1] = s.secret.clone();
+                            args[2] = s.token.clone();
                         }
                     }
                 }
@@ -3289,6 +3302,23 @@ impl Model {
         if short(cmd) == "oend" && rng.random_ratio(2, 5) {
             if let Some((keyref, owner, token)) = self.except_scenario(rng) {
                 return vec![keyref, owner, spell(rng, "except"), token];
+            }
+        }
+        // A third of OSTARTs add to an owner's sessions in a namespace that
+        // has some, so that LIMIT and max-sessions-per-owner are reached.
+        if short(cmd) == "ostart" && rng.random_ratio(1, 3) {
+            let pool = self.live.iter().map(|h| &self.sessions[h]).filter_map(|s| {
+                let (owner, _) = s.owner.as_ref()?;
+                self.owners
+                    .contains(owner)
+                    .then(|| (s.keyref.clone(), owner.clone()))
+            });
+            if let Some((keyref, owner)) = pool.collect::<Vec<_>>().choose(rng).cloned() {
+                let mut args = vec![keyref, owner, ttl_arg(rng, 4)];
+                if rng.random_ratio(60, 100) {
+                    args.extend(self.options_args(rng, OSTART_OPTIONS));
+                }
+                return args;
             }
         }
         let owner = self.owner(rng);
