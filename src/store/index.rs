@@ -10,7 +10,7 @@
 
 use crate::cluster;
 use crate::key::{Access, Key, Kind};
-use crate::token::{Id, Tag, ID_LEN};
+use crate::token::{Id, Tag};
 use redis_module::{CallOptionsBuilder, CallResult, Context, RedisString, RedisValue};
 
 pub struct Index<'c> {
@@ -145,4 +145,3 @@ fn bytes_of(value: &RedisValue) -> Option<Vec<u8>> {
     }
 }
 
-const _: () = assert!(ID_LEN == 16);
