@@ -144,4 +144,3 @@ fn bytes_of(value: &RedisValue) -> Option<Vec<u8>> {
         _ => None,
     }
 }
-
