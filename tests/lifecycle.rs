@@ -18,6 +18,7 @@ use common::errors::{
     MALFORMED_TOKEN, NOT_THE_OWNERS, NO_SESSION, OWNER_TOO_LONG, STALE_SIGNATURE,
     UNREADABLE_RECORD,
 };
+use common::slots::{canonical_tag, key_hash_slot};
 use common::*;
 use redis::Connection;
 use sha2::{Digest, Sha256};
@@ -26,7 +27,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -39,71 +39,6 @@ const PAST_2_53_SECONDS: &str = "9007199254740";
 
 // ---------------------------------------------------------------------------
 // Slots and canonical tags, as Redis Cluster computes them.
-
-/// CRC16/XMODEM, as in Redis' crc16.c.
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// Redis' keyHashSlot: the first non-empty `{…}`, else the whole key.
-fn key_hash_slot(key: &[u8]) -> usize {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    usize::from(crc16(hashed)) % 16384
-}
-
-/// Each slot's canonical tag: the first of 1–3 `[0-9A-Za-z]`, by length
-/// then bytewise, in that slot.
-fn canonical_tag(slot: usize) -> &'static str {
-    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        let mut alphabet: Vec<u8> = (b'0'..=b'9')
-            .chain(b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .collect();
-        alphabet.sort_unstable();
-        let mut tags: Vec<Option<String>> = vec![None; 16384];
-        let mut candidates: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 1..=3 {
-            candidates = candidates
-                .iter()
-                .flat_map(|prefix| {
-                    alphabet.iter().map(move |&c| {
-                        let mut next = prefix.clone();
-                        next.push(c);
-                        next
-                    })
-                })
-                .collect();
-            for candidate in &candidates {
-                let slot = key_hash_slot(candidate);
-                if tags[slot].is_none() {
-                    tags[slot] = Some(String::from_utf8(candidate.clone()).unwrap());
-                }
-            }
-        }
-        tags.into_iter().map(|tag| tag.expect("a tag")).collect()
-    });
-    &tags[slot]
-}
 
 fn owner_tag(owner: &[u8]) -> &'static str {
     canonical_tag(key_hash_slot(owner))

@@ -48,6 +48,7 @@ mod common;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use common::errors::*;
+use common::slots::{canonical_tag, key_hash_slot};
 use common::*;
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
@@ -59,7 +60,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_OPS: usize = 10_000;
@@ -189,51 +189,10 @@ enum Version {
 /// Every character of an id or a tag, in byte order.
 const ALNUM: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// CRC16 as Redis Cluster hashes keys (XMODEM: polynomial 0x1021, start 0),
-/// bit by bit.
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// docs/tokens.md#canonical-tags: per slot, the first string of 1 to 3
-/// characters of `[0-9A-Za-z]`, by length and then bytewise, that hashes to
-/// it. Built once, by trying every candidate in that order.
-fn canonical_tags() -> &'static [Vec<u8>] {
-    static TABLE: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut table = vec![Vec::new(); 16384];
-        for len in 1..=3u32 {
-            for n in 0..62usize.pow(len) {
-                let tag: Vec<u8> = (0..len)
-                    .rev()
-                    .map(|place| ALNUM[n / 62usize.pow(place) % 62])
-                    .collect();
-                let slot = usize::from(crc16(&tag)) % 16384;
-                if table[slot].is_empty() {
-                    table[slot] = tag;
-                }
-            }
-        }
-        assert!(table.iter().all(|t| !t.is_empty()), "every slot has a tag");
-        table
-    })
-}
-
 fn is_canonical(tag: &[u8]) -> bool {
     (1..=3).contains(&tag.len())
         && tag.iter().all(u8::is_ascii_alphanumeric)
-        && canonical_tags()[usize::from(crc16(tag)) % 16384] == tag
+        && canonical_tag(key_hash_slot(tag)).as_bytes() == tag
 }
 
 fn is_id(id: &[u8]) -> bool {
@@ -334,28 +293,12 @@ fn home(p: &Parts) -> Handle {
 /// docs/commands.md#rotate: the canonical tag of a v1 token's slot, the
 /// whole token hashed (it has no brace).
 fn slot_tag(token: &[u8]) -> Vec<u8> {
-    canonical_tags()[usize::from(crc16(token)) % 16384].clone()
-}
-
-/// docs/keys.md#owner-index: the slot Redis Cluster gives `key`: the bytes
-/// between the first `{` and the first `}` after it when there are any,
-/// else the whole key.
-fn key_slot(key: &[u8]) -> usize {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let len = rest.iter().position(|&b| b == b'}')?;
-            (len > 0).then(|| &rest[..len])
-        })
-        .unwrap_or(key);
-    usize::from(crc16(hashed)) % 16384
+    canonical_tag(key_hash_slot(token)).as_bytes().to_vec()
 }
 
 /// The canonical tag of the owner's slot: its index's, and its sessions'.
 fn owner_tag(owner: &[u8]) -> Vec<u8> {
-    canonical_tags()[key_slot(owner)].clone()
+    canonical_tag(key_hash_slot(owner)).as_bytes().to_vec()
 }
 
 /// docs/keys.md#owner-index: `r.<ring>` for `@<ring>`; for a raw key `k.`
@@ -2731,7 +2674,9 @@ fn random_id(rng: &mut StdRng) -> Vec<u8> {
 
 /// The canonical tag of a random slot, as a v2 START picks one.
 fn random_tag(rng: &mut StdRng) -> Vec<u8> {
-    canonical_tags()[rng.random_range(0..16384)].clone()
+    canonical_tag(rng.random_range(0..16384))
+        .as_bytes()
+        .to_vec()
 }
 
 /// 1 to 3 alphanumerics that are not their slot's canonical tag: a v2

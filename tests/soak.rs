@@ -64,13 +64,14 @@
 mod common;
 
 use common::errors::{unknown_ring, FORGED_SIGNATURE, MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION};
+use common::slots::{canonical_tag, key_hash_slot};
 use common::{info_field, Server, Value};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use redis::Connection;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -139,69 +140,6 @@ fn now_ms() -> i64 {
 // ---------------------------------------------------------------------------
 // Tokens, checked here from the docs/tokens.md, not from `src/`.
 
-/// CRC16/XMODEM, bit by bit, as Redis Cluster's crc16.c.
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// Redis' keyHashSlot: the first non-empty `{…}`, else the whole key.
-fn key_hash_slot(key: &[u8]) -> usize {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    usize::from(crc16(hashed)) % 16384
-}
-
-/// A slot's canonical tag (docs/tokens.md#v2-tokens): the first string, by length then
-/// bytewise, of 1–3 characters of `[0-9A-Za-z]` in that slot.
-fn canonical_tag(slot: usize) -> &'static [u8] {
-    static TAGS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        let mut alphabet: Vec<u8> = (b'0'..=b'9')
-            .chain(b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .collect();
-        alphabet.sort_unstable();
-        let mut tags: Vec<Vec<u8>> = vec![Vec::new(); 16384];
-        let mut candidates: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 1..=3 {
-            candidates = candidates
-                .iter()
-                .flat_map(|prefix| {
-                    alphabet
-                        .iter()
-                        .map(move |&c| [prefix.as_slice(), &[c]].concat())
-                })
-                .collect();
-            for candidate in &candidates {
-                let tag = &mut tags[key_hash_slot(candidate)];
-                if tag.is_empty() {
-                    *tag = candidate.clone();
-                }
-            }
-        }
-        tags
-    });
-    &tags[slot]
-}
-
 /// The id inside a v1 or v2 token: the 16 bytes before the last dot.
 fn token_id(token: &[u8]) -> &[u8] {
     &token[token.len().saturating_sub(81)..token.len().saturating_sub(65)]
@@ -232,7 +170,7 @@ fn v2_tag(token: &[u8]) -> Option<&[u8]> {
     let signed = &token[..token.len() - 65];
     (well_formed
         && rest[17..] == signature_hex(signed)[..]
-        && canonical_tag(key_hash_slot(tag)) == tag)
+        && canonical_tag(key_hash_slot(tag)).as_bytes() == tag)
         .then_some(tag)
 }
 
@@ -241,7 +179,7 @@ fn v2_tag(token: &[u8]) -> Option<&[u8]> {
 fn slot_tag(token: &[u8]) -> &[u8] {
     match v2_tag(token) {
         Some(tag) => tag,
-        None => canonical_tag(key_hash_slot(token)),
+        None => canonical_tag(key_hash_slot(token)).as_bytes(),
     }
 }
 
@@ -1513,7 +1451,7 @@ impl Owner {
     fn new(prefix: &str, k: u64) -> Self {
         let name = owner_name(prefix, k);
         Owner {
-            tag: canonical_tag(key_hash_slot(&name)),
+            tag: canonical_tag(key_hash_slot(&name)).as_bytes(),
             name,
             limit: 2 + (k % 4) as usize,
             number: k,

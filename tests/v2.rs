@@ -12,6 +12,7 @@ use common::errors::{
     EMPTY_PAYLOAD_DATA, EMPTY_PAYLOAD_NAME, EMPTY_SIGN_KEY, EMPTY_TOKEN, FORGED_SIGNATURE,
     MALFORMED_TOKEN, NO_PAYLOAD, NO_SESSION, STALE_SIGNATURE, UNREADABLE_RECORD, WRONG_ARITY,
 };
+use common::slots::{canonical_tag, canonical_tags, crc16, key_hash_slot};
 use common::workload::snapshot;
 use common::*;
 use redis::Connection;
@@ -19,7 +20,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "v2-sign-key-that-must-stay-secret";
@@ -30,79 +30,6 @@ const MAX_V2_EXPIRY_MS: i64 = 1 << 53;
 
 // ---------------------------------------------------------------------------
 // Slots and canonical tags, as Redis Cluster computes them, written here.
-
-/// CRC16/XMODEM (poly 0x1021, init 0), bit by bit, as in Redis' crc16.c.
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// Redis' keyHashSlot: the CRC16 of the first non-empty `{…}`, else of the
-/// whole key, modulo 16384.
-fn key_hash_slot(key: &[u8]) -> usize {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    usize::from(crc16(hashed)) % 16384
-}
-
-/// Each slot's canonical tag: the first string, by length then bytewise,
-/// of 1–3 characters of `[0-9A-Za-z]`, in that slot. Brute force.
-fn canonical_tags() -> &'static [String] {
-    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
-    TAGS.get_or_init(|| {
-        let mut alphabet: Vec<u8> = (b'0'..=b'9')
-            .chain(b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .collect();
-        alphabet.sort_unstable();
-        let mut tags: Vec<Option<String>> = vec![None; 16384];
-        let mut candidates: Vec<Vec<u8>> = vec![Vec::new()];
-        for _len in 1..=3 {
-            // Bytewise order within a length: extend each shorter one, in order.
-            candidates = candidates
-                .iter()
-                .flat_map(|prefix| {
-                    alphabet.iter().map(move |&c| {
-                        let mut next = prefix.clone();
-                        next.push(c);
-                        next
-                    })
-                })
-                .collect();
-            for candidate in &candidates {
-                let slot = key_hash_slot(candidate);
-                if tags[slot].is_none() {
-                    tags[slot] = Some(String::from_utf8(candidate.clone()).unwrap());
-                }
-            }
-        }
-        tags.into_iter()
-            .enumerate()
-            .map(|(slot, tag)| tag.unwrap_or_else(|| panic!("slot {slot} has no tag")))
-            .collect()
-    })
-}
-
-fn canonical_tag(slot: usize) -> &'static str {
-    &canonical_tags()[slot]
-}
 
 // ---------------------------------------------------------------------------
 // v2 tokens, written here.

@@ -16,6 +16,7 @@ pub use redis::Value;
 
 pub mod cluster;
 pub mod errors;
+pub mod slots;
 pub mod workload;
 
 /// Every command of the module, as `COMMAND` names them.
